@@ -1,0 +1,41 @@
+"""Every notebook under nbs/ is a test: run each as `nbdev_test` would, in a fresh process, with 8 emulated CPU devices.
+
+A fresh process per notebook keeps global JAX state (config flags, device count) from leaking between notebooks;
+pytest-xdist runs them in parallel. BLOX_TEST_FLAGS forces flagged cells (e.g. "slow"); BLOX_NB_TIMEOUT caps a notebook."""
+import os, subprocess, sys
+from pathlib import Path
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+NBS = sorted(p for p in (ROOT / 'nbs').rglob('*.ipynb')
+             if not any(part.startswith(('_', '.')) for part in p.relative_to(ROOT / 'nbs').parts))
+TIMEOUT = int(os.environ.get('BLOX_NB_TIMEOUT', '900'))
+
+RUN_ONE = '''
+import sys
+from pathlib import Path
+from nbdev.config import get_config
+from nbdev import test
+cfg = get_config()
+ok, _ = test.test_nb(Path(sys.argv[1]), skip_flags=cfg.tst_flags.split(), force_flags=sys.argv[2].split(),
+                     basepath=cfg.config_path)
+sys.exit(0 if ok else 1)
+'''
+
+def notebook_env() -> dict:
+    flags = os.environ.get('XLA_FLAGS', '')
+    if 'xla_force_host_platform_device_count' not in flags: flags += ' --xla_force_host_platform_device_count=8'
+    return {**os.environ, 'XLA_FLAGS': flags.strip(), 'IN_TEST': '1', 'PYTHONUNBUFFERED': '1'}
+
+def test_notebooks_found():
+    names = {p.name for p in NBS}
+    assert {'index.ipynb', '00_rng.ipynb', '01_params.ipynb', '02_graph.ipynb'} <= names, names
+
+@pytest.mark.parametrize('nb', NBS, ids=[str(p.relative_to(ROOT / 'nbs')) for p in NBS])
+def test_notebook(nb):
+    try:
+        r = subprocess.run([sys.executable, '-c', RUN_ONE, str(nb), os.environ.get('BLOX_TEST_FLAGS', '')],
+                           cwd=ROOT, env=notebook_env(), capture_output=True, text=True, timeout=TIMEOUT)
+    except subprocess.TimeoutExpired as e:
+        pytest.fail(f"{nb.name} ran past {TIMEOUT}s\n{(e.stderr or b'')[-8000:]}")
+    assert r.returncode == 0, f"{nb.name} failed:\n{r.stdout[-4000:]}\n{r.stderr[-16000:]}"
