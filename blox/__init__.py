@@ -6,7 +6,8 @@ __version__ = "0.0.1"
 # %% auto #0
 __all__ = []
 
-# %% ../nbs/index.ipynb #c5c2e7bd
+# %% ../nbs/index.ipynb #109e273f
 from .rng import *
 from .params import *
 from .graph import *
+from .layers import *
