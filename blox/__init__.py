@@ -6,8 +6,13 @@ __version__ = "0.0.1"
 # %% auto #0
 __all__ = []
 
-# %% ../nbs/index.ipynb #109e273f
+# %% ../nbs/index.ipynb #d4ea23cf
 from .rng import *
 from .params import *
 from .graph import *
 from .layers import *
+from .conv import *
+from .norm import *
+from .attention import *
+from .blocks import *
+from .recurrent import *
