@@ -6,7 +6,7 @@ __version__ = "0.0.1"
 # %% auto #0
 __all__ = []
 
-# %% ../nbs/index.ipynb #d4ea23cf
+# %% ../nbs/index.ipynb #4410f791
 from .rng import *
 from .params import *
 from .graph import *
