@@ -50,15 +50,17 @@ class Policy:
         "A copy with some fields replaced; `None` values leave a field as it is."
         return dataclasses.replace(self, **{k: v for k, v in changes.items() if v is not None})
 
-# %% ../nbs/03_layers.ipynb #e055abb1
+# %% ../nbs/03_layers.ipynb #ada15067
 class Layer(Module):
     "A `Module` with a mixed-precision `policy` and an `rng` for its initialisers."
     def __init__(self, graph: Graph, *,
                  dtype=None,         # compute dtype (default: the graph's policy, else promoted inputs)
                  param_dtype=None,   # parameter dtype (default: the graph's policy, else float32)
                  rng: Rng | None = None): # initialises random parameters (constant ones need none)
-        self.policy = (graph.policy or Policy()).replace(compute_dtype=dtype, param_dtype=param_dtype)
-        self.rng = rng
+        policy = graph.policy or Policy()
+        self.check(isinstance(policy, Policy), f"the graph's policy must be a bx.Policy, got {policy!r}")
+        self.check(rng is None or isinstance(rng, Rng), f"rng must be a bx.Rng (or None), got {rng!r}")
+        self.policy, self.rng = policy.replace(compute_dtype=dtype, param_dtype=param_dtype), rng
 
     def check(self, ok: bool, message: str):
         "Raise `ConfigError` naming this layer unless `ok`."
