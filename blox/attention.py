@@ -7,8 +7,8 @@ from __future__ import annotations
 from typing import Callable, Mapping
 import jax, jax.numpy as jnp
 from .params import Params, path_str
-from .graph import Graph, Rng
-from .layers import InputError, Layer, DenseGeneral, _positive_int, default_kernel_init
+from .graph import Graph, InputError, Rng
+from .layers import DenseGeneral, Layer, _positive_int, default_kernel_init
 from .norm import LayerNorm, RMSNorm
 
 # %% auto #0
@@ -53,21 +53,21 @@ def apply_rotary(x: jax.Array,                 # queries or keys [..., time, hea
 
 # %% ../nbs/03c_attention.ipynb #73159e3c
 class MultiHeadAttention(Layer):
-    "Multi-head attention: [batch, time, features] (and context [batch, kv_time, kv_features]) -> [batch, time, out_features]."
+    "Multi-head attention: [batch, time, in] (and context [batch, kv_time, kv_in]) -> [batch, time, features]."
     def __init__(self, graph: Graph,
                  num_heads: int,                     # query heads
                  head_dim: int,                      # size of each head
                  *, num_kv_heads: int | None = None, # key/value heads, dividing num_heads (default: num_heads)
-                 out_features: int | None = None,    # output size (default: num_heads * head_dim)
+                 features: int | None = None,        # output size (default: num_heads * head_dim)
                  use_bias: bool = True,
                  qk_norm: str | None = None,         # None, 'rms' or 'layer': normalise queries and keys per head
                  rotary: bool = False,               # rotate queries and keys by their positions (RoPE)
                  rotary_max_wavelength: float = 10_000.0,
                  kernel_init: Callable = default_kernel_init, bias_init: Callable = jax.nn.initializers.zeros,
-                 qkv_metadata: Mapping | None = None, out_metadata: Mapping | None = None, # e.g. sharding axes
                  implementation: str | None = None,  # passed to jax.nn.dot_product_attention ('xla', 'cudnn', None)
-                 precision=None, dtype=None, param_dtype=None, rng: Rng | None = None):
-        super().__init__(graph, dtype=dtype, param_dtype=param_dtype, rng=rng)
+                 precision=None, compute_dtype=None, param_dtype=None, rng: Rng | None = None,
+                 metadata: Mapping | None = None):   # e.g. {'query/kernel': {'sharding': ('embed', 'heads', None)}}
+        super().__init__(graph, compute_dtype=compute_dtype, param_dtype=param_dtype, rng=rng, metadata=metadata)
         num_kv_heads = num_heads if num_kv_heads is None else num_kv_heads
         self.check(_positive_int(num_heads), f"num_heads must be a positive int, got {num_heads!r}")
         self.check(_positive_int(head_dim), f"head_dim must be a positive int, got {head_dim!r}")
@@ -76,17 +76,17 @@ class MultiHeadAttention(Layer):
         self.check(qk_norm in (None, 'rms', 'layer'), f"qk_norm must be None, 'rms' or 'layer', got {qk_norm!r}")
         self.check(not rotary or head_dim % 2 == 0, f"rotary embeddings need an even head_dim, got {head_dim}")
         self.num_heads, self.head_dim, self.num_kv_heads = int(num_heads), int(head_dim), int(num_kv_heads)
-        self.out_features = num_heads * head_dim if out_features is None else out_features
-        self.check(_positive_int(self.out_features), f"out_features must be a positive int, got {out_features!r}")
+        self.features = num_heads * head_dim if features is None else features
+        self.check(_positive_int(self.features), f"features must be a positive int, got {features!r}")
         self.rotary, self.rotary_max_wavelength, self.implementation = rotary, rotary_max_wavelength, implementation
         dense = dict(use_bias=use_bias, kernel_init=kernel_init, bias_init=bias_init, precision=precision,
-                     dtype=dtype, param_dtype=param_dtype, rng=rng)
-        self.query = DenseGeneral(graph / 'query', (num_heads, head_dim), kernel_metadata=qkv_metadata, **dense)
-        self.key = DenseGeneral(graph / 'key', (num_kv_heads, head_dim), kernel_metadata=qkv_metadata, **dense)
-        self.value = DenseGeneral(graph / 'value', (num_kv_heads, head_dim), kernel_metadata=qkv_metadata, **dense)
-        self.out = DenseGeneral(graph / 'out', self.out_features, axis=(-2, -1), kernel_metadata=out_metadata, **dense)
-        norm = {'rms': lambda node: RMSNorm(node, dtype=dtype, param_dtype=param_dtype),
-                'layer': lambda node: LayerNorm(node, use_bias=False, dtype=dtype, param_dtype=param_dtype)}.get(qk_norm)
+                     compute_dtype=compute_dtype, param_dtype=param_dtype, rng=rng)
+        self.query = DenseGeneral(graph / 'query', (num_heads, head_dim), **dense)
+        self.key = DenseGeneral(graph / 'key', (num_kv_heads, head_dim), **dense)
+        self.value = DenseGeneral(graph / 'value', (num_kv_heads, head_dim), **dense)
+        self.out = DenseGeneral(graph / 'out', self.features, axis=(-2, -1), **dense)
+        norm = {'rms': lambda node: RMSNorm(node, compute_dtype=compute_dtype, param_dtype=param_dtype),
+                'layer': lambda node: LayerNorm(node, use_bias=False, compute_dtype=compute_dtype, param_dtype=param_dtype)}.get(qk_norm)
         self.query_norm = norm(graph / 'query_norm') if norm else None
         self.key_norm = norm(graph / 'key_norm') if norm else None
 
@@ -156,7 +156,7 @@ def _call(self: MultiHeadAttention, params: Params, x: jax.Array, context: jax.A
           decode: bool = False,                # use and extend the KV cache (self-attention, one or more new tokens)
           positions: jax.Array | None = None   # positions for rotary embeddings (default: 0.., or the cache index..)
          ) -> tuple[jax.Array, Params]:
-    "Attend from `x` to `context` (default: `x`): [batch, time, features] -> [batch, time, out_features]."
+    "Attend from `x` to `context` (default: `x`): [batch, time, in] -> [batch, time, features]."
     if x.ndim != 3: raise InputError(f"MultiHeadAttention at {path_str(self.path)!r} takes [batch, time, features], got shape {x.shape}")
     if decode and context is not None:
         raise InputError(f"MultiHeadAttention at {path_str(self.path)!r}: decode=True is for self-attention; do not pass context")

@@ -8,8 +8,8 @@ import inspect
 from typing import Any, Callable, Sequence
 import jax, jax.numpy as jnp
 from .params import Params, path_str
-from .graph import Graph, Module, Rng
-from .layers import ConfigError, Embed, InputError, Layer, Linear, _positive_int, default_kernel_init
+from .graph import ConfigError, Graph, InputError, Module, Rng
+from .layers import Embed, Layer, Linear, _positive_int, default_kernel_init
 from .conv import Conv, GlobalPool, MaxPool
 from .norm import Dropout, DropPath, GroupNorm, LayerNorm, RMSNorm
 from .attention import MultiHeadAttention
@@ -19,23 +19,23 @@ __all__ = ['MLP', 'Sequential', 'TransformerBlock', 'Stack', 'LoRA', 'convnet', 
 
 # %% ../nbs/03d_blocks.ipynb #6b29f3f8
 class MLP(Layer):
-    "`down(act(up(x)))`, or gated: `down(act(gate(x)) * up(x))`: [..., in] -> [..., out_features]."
+    "`down(act(up(x)))`, or gated: `down(act(gate(x)) * up(x))`: [..., in] -> [..., features]."
     def __init__(self, graph: Graph,
                  hidden_features: int,             # size of the hidden layer
-                 out_features: int,                # output size
+                 features: int,                    # output size
                  *, activation: Callable = jax.nn.gelu, # e.g. jax.nn.silu for SwiGLU
                  gated: bool = False,              # add a gate projection multiplying the activation
                  use_bias: bool = True,
-                 kernel_init: Callable = default_kernel_init, kernel_metadata=None, down_metadata=None,
-                 dtype=None, param_dtype=None, rng: Rng | None = None):
-        super().__init__(graph, dtype=dtype, param_dtype=param_dtype, rng=rng)
+                 kernel_init: Callable = default_kernel_init, metadata=None,
+                 compute_dtype=None, param_dtype=None, rng: Rng | None = None):
+        super().__init__(graph, compute_dtype=compute_dtype, param_dtype=param_dtype, rng=rng, metadata=metadata)
         self.check(_positive_int(hidden_features), f"hidden_features must be a positive int, got {hidden_features!r}")
         self.check(callable(activation), f"activation must be callable, got {activation!r}")
-        dense = dict(use_bias=use_bias, kernel_init=kernel_init, dtype=dtype, param_dtype=param_dtype, rng=rng)
+        dense = dict(use_bias=use_bias, kernel_init=kernel_init, compute_dtype=compute_dtype, param_dtype=param_dtype, rng=rng)
         self.activation, self.gated = activation, gated
-        self.up = Linear(graph / 'up', hidden_features, kernel_metadata=kernel_metadata, **dense)
-        self.gate = Linear(graph / 'gate', hidden_features, kernel_metadata=kernel_metadata, **dense) if gated else None
-        self.down = Linear(graph / 'down', out_features, kernel_metadata=down_metadata, **dense)
+        self.up = Linear(graph / 'up', hidden_features, **dense)
+        self.gate = Linear(graph / 'gate', hidden_features, **dense) if gated else None
+        self.down = Linear(graph / 'down', features, **dense)
 
     def __call__(self, params: Params, x: jax.Array) -> tuple[jax.Array, Params]:
         h, params = self.up(params, x)
@@ -75,22 +75,22 @@ class Sequential(Module):
 # %% ../nbs/03d_blocks.ipynb #d2742dae
 class TransformerBlock(Layer):
     "Pre-norm Transformer block: x + attn(norm(x)), then x + mlp(norm(x)); [batch, time, heads * head_dim] -> same."
-    def __init__(self, graph: Graph, num_heads: int, head_dim: int, mlp_features: int, *,
+    def __init__(self, graph: Graph, num_heads: int, head_dim: int, hidden_features: int, *,
                  num_kv_heads: int | None = None, norm: str = 'rms', gated: bool = True, activation: Callable = jax.nn.silu,
                  rotary: bool = True, qk_norm: str | None = None, use_bias: bool = False,
                  dropout_rate: float = 0.0, drop_path_rate: float = 0.0,
-                 dtype=None, param_dtype=None, rng: Rng | None = None):
-        super().__init__(graph, dtype=dtype, param_dtype=param_dtype, rng=rng)
+                 compute_dtype=None, param_dtype=None, rng: Rng | None = None):
+        super().__init__(graph, compute_dtype=compute_dtype, param_dtype=param_dtype, rng=rng)
         self.check(norm in ('rms', 'layer'), f"norm must be 'rms' or 'layer', got {norm!r}")
         width = num_heads * head_dim
-        make_norm = (lambda node: RMSNorm(node, dtype=dtype, param_dtype=param_dtype)) if norm == 'rms' else \
-                    (lambda node: LayerNorm(node, dtype=dtype, param_dtype=param_dtype))
-        common = dict(dtype=dtype, param_dtype=param_dtype, rng=rng)
+        make_norm = (lambda node: RMSNorm(node, compute_dtype=compute_dtype, param_dtype=param_dtype)) if norm == 'rms' else \
+                    (lambda node: LayerNorm(node, compute_dtype=compute_dtype, param_dtype=param_dtype))
+        common = dict(compute_dtype=compute_dtype, param_dtype=param_dtype, rng=rng)
         self.attn_norm = make_norm(graph / 'attn_norm')
         self.attn = MultiHeadAttention(graph / 'attn', num_heads, head_dim, num_kv_heads=num_kv_heads, rotary=rotary,
                                        qk_norm=qk_norm, use_bias=use_bias, **common)
         self.mlp_norm = make_norm(graph / 'mlp_norm')
-        self.mlp = MLP(graph / 'mlp', mlp_features, width, activation=activation, gated=gated, use_bias=use_bias, **common)
+        self.mlp = MLP(graph / 'mlp', hidden_features, width, activation=activation, gated=gated, use_bias=use_bias, **common)
         self.dropout = Dropout(graph / 'dropout', dropout_rate, rng=rng) if dropout_rate else None
         self.drop_path = DropPath(graph / 'drop_path', drop_path_rate, rng=rng) if drop_path_rate else None
         self.width = width
@@ -167,8 +167,8 @@ class LoRA(Layer):
                  *, alpha: float | None = None, # scale numerator (default: rank, i.e. scale 1)
                  a_init: Callable = jax.nn.initializers.he_uniform(), b_init: Callable = jax.nn.initializers.zeros,
                  freeze_base: bool = True,      # mark the base parameters non-trainable
-                 dtype=None, param_dtype=None, rng: Rng | None = None):
-        super().__init__(graph, dtype=dtype, param_dtype=param_dtype, rng=rng)
+                 compute_dtype=None, param_dtype=None, rng: Rng | None = None):
+        super().__init__(graph, compute_dtype=compute_dtype, param_dtype=param_dtype, rng=rng)
         self.check(isinstance(base, Linear), f"base must be a Linear layer, got {type(base).__name__}")
         self.check(_positive_int(rank), f"rank must be a positive int, got {rank!r}")
         self.base, self.rank, self.a_init, self.b_init, self.freeze_base = base, int(rank), a_init, b_init, freeze_base
@@ -209,15 +209,15 @@ def convnet(graph: Graph, num_classes: int, *, channels: Sequence[int] = (16, 32
 # %% ../nbs/03d_blocks.ipynb #0404dd14
 class TransformerLM(Module):
     "A decoder-only language model: Embed -> Stack of TransformerBlocks -> RMSNorm -> tied logits; ids [batch, time] -> [batch, time, vocab]."
-    def __init__(self, graph: Graph, vocab_size: int, *, depth: int = 2, num_heads: int = 4, head_dim: int = 16,
-                 mlp_features: int | None = None, num_kv_heads: int | None = None, dropout_rate: float = 0.0,
-                 remat: bool = False, dtype=None, param_dtype=None, rng: Rng):
+    def __init__(self, graph: Graph, num_embeddings: int, *, depth: int = 2, num_heads: int = 4, head_dim: int = 16,
+                 hidden_features: int | None = None, num_kv_heads: int | None = None, dropout_rate: float = 0.0,
+                 remat: bool = False, compute_dtype=None, param_dtype=None, rng: Rng):
         width = num_heads * head_dim
-        self.embed = Embed(graph / 'embed', vocab_size, width, dtype=dtype, param_dtype=param_dtype, rng=rng)
+        self.embed = Embed(graph / 'embed', num_embeddings, width, compute_dtype=compute_dtype, param_dtype=param_dtype, rng=rng)
         self.blocks = Stack(graph / 'blocks', lambda g: TransformerBlock(
-            g, num_heads, head_dim, mlp_features or 4 * width, num_kv_heads=num_kv_heads, dropout_rate=dropout_rate,
-            dtype=dtype, param_dtype=param_dtype, rng=rng), depth, rng=rng, remat=remat)
-        self.norm = RMSNorm(graph / 'norm', dtype=dtype, param_dtype=param_dtype)
+            g, num_heads, head_dim, hidden_features or 4 * width, num_kv_heads=num_kv_heads, dropout_rate=dropout_rate,
+            compute_dtype=compute_dtype, param_dtype=param_dtype, rng=rng), depth, rng=rng, remat=remat)
+        self.norm = RMSNorm(graph / 'norm', compute_dtype=compute_dtype, param_dtype=param_dtype)
 
     def __call__(self, params: Params, ids: jax.Array, *, is_training: bool) -> tuple[jax.Array, Params]:
         x, params = self.embed(params, ids)

@@ -8,8 +8,8 @@ import math
 from typing import Callable, Mapping, Sequence
 import jax, jax.numpy as jnp, numpy as np
 from .params import Params, path_str
-from .graph import Graph, Rng
-from .layers import ConfigError, InputError, Layer, _positive_int, _tuple, default_kernel_init
+from .graph import ConfigError, Graph, InputError, Rng
+from .layers import Layer, _ints, _positive_int, default_kernel_init
 
 # %% auto #0
 __all__ = ['PADDING_MODES', 'Conv', 'ConvTranspose', 'max_pool', 'min_pool', 'avg_pool', 'MaxPool', 'MinPool', 'AvgPool',
@@ -46,7 +46,7 @@ def _fold_batch(layer: Layer, x: jax.Array, n: int, what: str) -> tuple[jax.Arra
 
 # %% ../nbs/03a_conv.ipynb #0759d4cd
 class Conv(Layer):
-    "An N-d convolution, channels last: [*batch, *spatial, in] -> [*batch, *spatial', features]; kernel [*kernel_size, in // groups, features]."
+    "An N-d convolution, channels last: [*batch, *spatial, in] -> [*batch, *spatial', features]; kernel [*kernel_size, in // num_groups, features]."
     def __init__(self, graph: Graph,
                  features: int,                       # output channels
                  kernel_size: int | Sequence[int],    # window size; its length is the number of spatial dims
@@ -54,34 +54,33 @@ class Conv(Layer):
                  padding: str | int | Sequence = 'SAME', # 'SAME', 'VALID', 'CIRCULAR', 'CAUSAL' or explicit sizes
                  kernel_dilation: int | Sequence[int] = 1, # gaps between kernel taps
                  input_dilation: int | Sequence[int] = 1,  # gaps between input elements
-                 groups: int = 1,                     # independent channel groups (in == groups: depthwise)
+                 num_groups: int = 1,                 # independent channel groups (in == num_groups: depthwise)
                  use_bias: bool = True,
                  kernel_init: Callable = default_kernel_init, bias_init: Callable = jax.nn.initializers.zeros,
-                 precision=None, kernel_metadata: Mapping | None = None, bias_metadata: Mapping | None = None,
-                 dtype=None, param_dtype=None, rng: Rng | None = None):
-        super().__init__(graph, dtype=dtype, param_dtype=param_dtype, rng=rng)
+                 precision=None, compute_dtype=None, param_dtype=None, rng: Rng | None = None,
+                 metadata: Mapping | None = None):
+        super().__init__(graph, compute_dtype=compute_dtype, param_dtype=param_dtype, rng=rng, metadata=metadata)
         self.kernel_size = (kernel_size,) if isinstance(kernel_size, (int, np.integer)) else tuple(kernel_size)
         n = len(self.kernel_size)
         self.check(1 <= n and all(_positive_int(k) for k in self.kernel_size), f"kernel_size must be positive ints, got {kernel_size!r}")
         self.check(_positive_int(features), f"features must be a positive int, got {features!r}")
-        self.check(_positive_int(groups) and features % groups == 0, f"groups ({groups}) must be a positive int dividing features ({features})")
-        self.strides, self.kernel_dilation = _tuple(strides, n, 'strides', self), _tuple(kernel_dilation, n, 'kernel_dilation', self)
-        self.input_dilation = _tuple(input_dilation, n, 'input_dilation', self)
+        self.check(_positive_int(num_groups) and features % num_groups == 0, f"num_groups ({num_groups}) must be a positive int dividing features ({features})")
+        self.strides, self.kernel_dilation = _ints(strides, n, 'strides', self), _ints(kernel_dilation, n, 'kernel_dilation', self)
+        self.input_dilation = _ints(input_dilation, n, 'input_dilation', self)
         self.check(all(v > 0 for v in self.strides + self.kernel_dilation + self.input_dilation),
                    "strides and dilations must be positive")
         self.padding = _padding(self, padding, n)
-        self.features, self.groups, self.use_bias, self.precision = int(features), int(groups), use_bias, precision
+        self.features, self.num_groups, self.use_bias, self.precision = int(features), int(num_groups), use_bias, precision
         self.kernel_init, self.bias_init = kernel_init, bias_init
-        self.kernel_metadata, self.bias_metadata = kernel_metadata, bias_metadata
 
     def _params(self, params: Params, in_features: int):
-        if in_features % self.groups:
-            raise ConfigError(f"{type(self).__name__} at {path_str(self.path)!r}: groups ({self.groups}) must divide the "
+        if in_features % self.num_groups:
+            raise ConfigError(f"{type(self).__name__} at {path_str(self.path)!r}: num_groups ({self.num_groups}) must divide the "
                               f"input channels ({in_features}); pick a group count that divides both")
-        kernel, params = self.param(params, 'kernel', self.kernel_size + (in_features // self.groups, self.features),
-                                    self.kernel_init, metadata=self.kernel_metadata)
+        kernel, params = self.param(params, 'kernel', self.kernel_size + (in_features // self.num_groups, self.features),
+                                    self.kernel_init)
         bias = None
-        if self.use_bias: bias, params = self.param(params, 'bias', (self.features,), self.bias_init, metadata=self.bias_metadata)
+        if self.use_bias: bias, params = self.param(params, 'bias', (self.features,), self.bias_init)
         return kernel, bias, params
 
     def __call__(self, params: Params, x: jax.Array) -> tuple[jax.Array, Params]:
@@ -99,7 +98,7 @@ class Conv(Layer):
         x, kernel, bias = self.policy.cast(x, kernel, bias)
         y = jax.lax.conv_general_dilated(x, kernel, self.strides, padding, lhs_dilation=self.input_dilation,
                                          rhs_dilation=self.kernel_dilation, dimension_numbers=_dimension_numbers(n),
-                                         feature_group_count=self.groups, precision=self.precision)
+                                         feature_group_count=self.num_groups, precision=self.precision)
         if bias is not None: y = y + bias
         return self.policy.output(y.reshape(batch + y.shape[1:])), params
 
@@ -118,13 +117,13 @@ class ConvTranspose(Conv):
     "A transposed (fractionally strided) N-d convolution: [*batch, *spatial, in] -> [*batch, *spatial * strides, features]."
     def __init__(self, graph: Graph, features: int, kernel_size: int | Sequence[int], *,
                  strides: int | Sequence[int] = 1, padding: str | int | Sequence = 'SAME',
-                 kernel_dilation: int | Sequence[int] = 1, groups: int = 1, use_bias: bool = True,
+                 kernel_dilation: int | Sequence[int] = 1, num_groups: int = 1, use_bias: bool = True,
                  kernel_init: Callable = default_kernel_init, bias_init: Callable = jax.nn.initializers.zeros,
-                 precision=None, kernel_metadata: Mapping | None = None, bias_metadata: Mapping | None = None,
-                 dtype=None, param_dtype=None, rng: Rng | None = None):
+                 precision=None, compute_dtype=None, param_dtype=None, rng: Rng | None = None,
+                 metadata: Mapping | None = None):
         super().__init__(graph, features, kernel_size, strides=strides, padding=padding, kernel_dilation=kernel_dilation,
-                         groups=groups, use_bias=use_bias, kernel_init=kernel_init, bias_init=bias_init, precision=precision,
-                         kernel_metadata=kernel_metadata, bias_metadata=bias_metadata, dtype=dtype, param_dtype=param_dtype, rng=rng)
+                         num_groups=num_groups, use_bias=use_bias, kernel_init=kernel_init, bias_init=bias_init, precision=precision,
+                         compute_dtype=compute_dtype, param_dtype=param_dtype, rng=rng, metadata=metadata)
 
     def __call__(self, params: Params, x: jax.Array) -> tuple[jax.Array, Params]:
         n = len(self.kernel_size)
@@ -139,7 +138,7 @@ class ConvTranspose(Conv):
         x_dims = x.shape[1:-1]
         x, kernel, bias = self.policy.cast(x, kernel, bias)
         y = jax.lax.conv_general_dilated(x, kernel, (1,) * n, pads, lhs_dilation=self.strides, rhs_dilation=self.kernel_dilation,
-                                         dimension_numbers=_dimension_numbers(n), feature_group_count=self.groups,
+                                         dimension_numbers=_dimension_numbers(n), feature_group_count=self.num_groups,
                                          precision=self.precision)
         if mode == 'CIRCULAR': y = _wrap(y, [d * s for d, s in zip(x_dims, self.strides)])
         if bias is not None: y = y + bias
@@ -192,7 +191,7 @@ class _Pool(Layer):
         super().__init__(graph)
         self.window = (window,) if isinstance(window, (int, np.integer)) else tuple(window)
         self.check(len(self.window) > 0 and all(_positive_int(w) for w in self.window), f"window must be positive ints, got {window!r}")
-        self.strides = None if strides is None else _tuple(strides, len(self.window), 'strides', self)
+        self.strides = None if strides is None else _ints(strides, len(self.window), 'strides', self)
         self.check(self.strides is None or all(s > 0 for s in self.strides), f"strides must be positive, got {strides!r}")
         self.padding = _padding(self, padding, len(self.window))
         self.check(self.padding in ('SAME', 'VALID') or not isinstance(self.padding, str), f"pooling padding is 'SAME', 'VALID' or explicit, got {padding!r}")

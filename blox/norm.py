@@ -7,15 +7,15 @@ from __future__ import annotations
 from typing import Callable, Mapping, Sequence
 import jax, jax.numpy as jnp, numpy as np
 from .params import Params, path_str
-from .graph import Graph, Rng
-from .layers import ConfigError, InputError, Layer, _positive_int
+from .graph import ConfigError, Graph, InputError, Rng
+from .layers import Layer, _is_number, _positive_int
 
 # %% auto #0
 __all__ = ['Dropout', 'DropPath', 'LayerNorm', 'RMSNorm', 'GroupNorm', 'BatchNorm']
 
 # %% ../nbs/03b_norm.ipynb #b9a04c35
 def _rate(layer: Layer, rate) -> float:
-    layer.check(isinstance(rate, (int, float)) and not isinstance(rate, bool) and 0 <= rate < 1,
+    layer.check(_is_number(rate) and 0 <= rate < 1,
                 f"rate must be a number in [0, 1), got {rate!r}")
     return float(rate)
 
@@ -93,12 +93,12 @@ class LayerNorm(Layer):
                  feature_axes: int | Sequence[int] = -1,   # axes `scale` and `bias` span
                  use_scale: bool = True, use_bias: bool = True,
                  scale_init: Callable = jax.nn.initializers.ones, bias_init: Callable = jax.nn.initializers.zeros,
-                 metadata: Mapping | None = None, dtype=None, param_dtype=None):
-        super().__init__(graph, dtype=dtype, param_dtype=param_dtype)
+                 metadata: Mapping | None = None, compute_dtype=None, param_dtype=None):
+        super().__init__(graph, compute_dtype=compute_dtype, param_dtype=param_dtype, metadata=metadata)
         self.check(epsilon > 0, f"epsilon must be positive, got {epsilon!r}")
         self.epsilon, self.reduction_axes = epsilon, reduction_axes
         self.feature_axes = (feature_axes,) if isinstance(feature_axes, (int, np.integer)) else tuple(feature_axes)
-        self.use_scale, self.use_bias, self.scale_init, self.bias_init, self.metadata = use_scale, use_bias, scale_init, bias_init, metadata
+        self.use_scale, self.use_bias, self.scale_init, self.bias_init = use_scale, use_bias, scale_init, bias_init
 
     def __call__(self, params: Params, x: jax.Array) -> tuple[jax.Array, Params]:
         axes = _axes(self, self.reduction_axes, x, 'reduction_axes')
@@ -107,38 +107,38 @@ class LayerNorm(Layer):
         mean = xf.mean(axes, keepdims=True)
         var = jnp.square(xf - mean).mean(axes, keepdims=True)
         return _normalize(self, params, x, mean, var, tuple(x.shape[a] for a in features), self.epsilon,
-                          self.use_scale, self.use_bias, self.scale_init, self.bias_init, self.metadata)
+                          self.use_scale, self.use_bias, self.scale_init, self.bias_init)
 
 # %% ../nbs/03b_norm.ipynb #eb488b9f
 class RMSNorm(Layer):
     "`x / sqrt(mean(x**2) + epsilon) * scale` over `reduction_axes` (default: last)."
     def __init__(self, graph: Graph, *, epsilon: float = 1e-6, reduction_axes: int | Sequence[int] = -1,
                  feature_axes: int | Sequence[int] = -1, use_scale: bool = True,
-                 scale_init: Callable = jax.nn.initializers.ones, metadata: Mapping | None = None, dtype=None, param_dtype=None):
-        super().__init__(graph, dtype=dtype, param_dtype=param_dtype)
+                 scale_init: Callable = jax.nn.initializers.ones, metadata: Mapping | None = None, compute_dtype=None, param_dtype=None):
+        super().__init__(graph, compute_dtype=compute_dtype, param_dtype=param_dtype, metadata=metadata)
         self.check(epsilon > 0, f"epsilon must be positive, got {epsilon!r}")
         self.epsilon, self.reduction_axes = epsilon, reduction_axes
         self.feature_axes = (feature_axes,) if isinstance(feature_axes, (int, np.integer)) else tuple(feature_axes)
-        self.use_scale, self.scale_init, self.metadata = use_scale, scale_init, metadata
+        self.use_scale, self.scale_init = use_scale, scale_init
 
     def __call__(self, params: Params, x: jax.Array) -> tuple[jax.Array, Params]:
         axes = _axes(self, self.reduction_axes, x, 'reduction_axes')
         features = _axes(self, self.feature_axes, x, 'feature_axes')
         mean_square = jnp.square(x.astype(_stats_dtype(x))).mean(axes, keepdims=True)
         return _normalize(self, params, x, jnp.zeros((), mean_square.dtype), mean_square, tuple(x.shape[a] for a in features),
-                          self.epsilon, self.use_scale, False, self.scale_init, None, self.metadata)
+                          self.epsilon, self.use_scale, False, self.scale_init, None)
 
 # %% ../nbs/03b_norm.ipynb #74307dd7
 class GroupNorm(Layer):
     "Normalises each example over all non-batch axes within each of `num_groups` channel groups: [batch, ..., channels]."
     def __init__(self, graph: Graph, num_groups: int = 32, *, epsilon: float = 1e-6, use_scale: bool = True,
                  use_bias: bool = True, scale_init: Callable = jax.nn.initializers.ones,
-                 bias_init: Callable = jax.nn.initializers.zeros, metadata: Mapping | None = None, dtype=None, param_dtype=None):
-        super().__init__(graph, dtype=dtype, param_dtype=param_dtype)
+                 bias_init: Callable = jax.nn.initializers.zeros, metadata: Mapping | None = None, compute_dtype=None, param_dtype=None):
+        super().__init__(graph, compute_dtype=compute_dtype, param_dtype=param_dtype, metadata=metadata)
         self.check(_positive_int(num_groups), f"num_groups must be a positive int, got {num_groups!r}")
         self.check(epsilon > 0, f"epsilon must be positive, got {epsilon!r}")
         self.num_groups, self.epsilon, self.feature_axes = int(num_groups), epsilon, (-1,)
-        self.use_scale, self.use_bias, self.scale_init, self.bias_init, self.metadata = use_scale, use_bias, scale_init, bias_init, metadata
+        self.use_scale, self.use_bias, self.scale_init, self.bias_init = use_scale, use_bias, scale_init, bias_init
 
     def __call__(self, params: Params, x: jax.Array) -> tuple[jax.Array, Params]:
         channels = x.shape[-1]
@@ -151,30 +151,30 @@ class GroupNorm(Layer):
         mean = grouped.mean(axes, keepdims=True)
         var = jnp.square(grouped - mean).mean(axes, keepdims=True)
         y = ((grouped - mean) * jax.lax.rsqrt(var + self.epsilon)).reshape(x.shape)
-        return _affine(self, params, x, y, (channels,), self.use_scale, self.use_bias, self.scale_init, self.bias_init, self.metadata)
+        return _affine(self, params, x, y, (channels,), self.use_scale, self.use_bias, self.scale_init, self.bias_init)
 
 # %% ../nbs/03b_norm.ipynb #fc1a631a
 class BatchNorm(Layer):
     "Normalises each feature over the batch: batch statistics in training (updating running averages), running ones otherwise."
     def __init__(self, graph: Graph, *, momentum: float = 0.99, epsilon: float = 1e-5,
-                 axis: int = -1,                # the feature axis
+                 feature_axes: int = -1,        # the feature axis
                  axis_name: str | None = None,  # average statistics over this named axis (devices, vmap lanes)
                  use_scale: bool = True, use_bias: bool = True,
                  scale_init: Callable = jax.nn.initializers.ones, bias_init: Callable = jax.nn.initializers.zeros,
-                 metadata: Mapping | None = None, dtype=None, param_dtype=None):
-        super().__init__(graph, dtype=dtype, param_dtype=param_dtype)
-        self.check(isinstance(momentum, (int, float)) and 0 <= momentum < 1, f"momentum must be in [0, 1), got {momentum!r}")
+                 metadata: Mapping | None = None, compute_dtype=None, param_dtype=None):
+        super().__init__(graph, compute_dtype=compute_dtype, param_dtype=param_dtype, metadata=metadata)
+        self.check(_is_number(momentum) and 0 <= momentum < 1, f"momentum must be in [0, 1), got {momentum!r}")
         self.check(epsilon > 0, f"epsilon must be positive, got {epsilon!r}")
-        self.momentum, self.epsilon, self.axis, self.axis_name = float(momentum), epsilon, axis, axis_name
-        self.feature_axes = (axis,)
-        self.use_scale, self.use_bias, self.scale_init, self.bias_init, self.metadata = use_scale, use_bias, scale_init, bias_init, metadata
+        self.momentum, self.epsilon, self.axis_name = float(momentum), epsilon, axis_name
+        self.feature_axes = (feature_axes,)
+        self.use_scale, self.use_bias, self.scale_init, self.bias_init = use_scale, use_bias, scale_init, bias_init
 
     def __call__(self, params: Params, x: jax.Array, *, is_training: bool) -> tuple[jax.Array, Params]:
-        (feature,) = _axes(self, self.axis, x, 'axis')
+        (feature,) = _axes(self, self.feature_axes, x, 'feature_axes')
         shape = (x.shape[feature],)
         stats = jnp.float32 if self.policy.param_dtype in (jnp.bfloat16, jnp.float16) else self.policy.param_dtype
-        running_mean, params = self.param(params, 'mean', shape, jax.nn.initializers.zeros, trainable=False, dtype=stats)
-        running_var, params = self.param(params, 'var', shape, jax.nn.initializers.ones, trainable=False, dtype=stats)
+        running_mean, params = self.param(params, 'running_mean', shape, jax.nn.initializers.zeros, trainable=False, dtype=stats)
+        running_var, params = self.param(params, 'running_var', shape, jax.nn.initializers.ones, trainable=False, dtype=stats)
         expand = _expand(shape, x, self)
         if is_training:
             axes = tuple(a for a in range(x.ndim) if a != feature)
@@ -183,9 +183,9 @@ class BatchNorm(Layer):
             if self.axis_name is not None: mean, mean_square = jax.lax.pmean((mean, mean_square), self.axis_name)
             var = jnp.maximum(mean_square - jnp.square(mean), 0)
             m = self.momentum
-            params = self.set_param(params, 'mean', (m * running_mean + (1 - m) * mean).astype(stats))
-            params = self.set_param(params, 'var', (m * running_var + (1 - m) * var).astype(stats))
+            params = self.set_param(params, 'running_mean', (m * running_mean + (1 - m) * mean).astype(stats))
+            params = self.set_param(params, 'running_var', (m * running_var + (1 - m) * var).astype(stats))
         else:
             mean, var = running_mean, running_var
         return _normalize(self, params, x, mean.reshape(expand).astype(_stats_dtype(x)), var.reshape(expand).astype(_stats_dtype(x)),
-                          shape, self.epsilon, self.use_scale, self.use_bias, self.scale_init, self.bias_init, self.metadata)
+                          shape, self.epsilon, self.use_scale, self.use_bias, self.scale_init, self.bias_init)

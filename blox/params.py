@@ -4,17 +4,20 @@
 
 # %% ../nbs/01_params.ipynb #2d7fab09
 from __future__ import annotations
-import functools, threading
+import builtins, functools, threading
 from collections.abc import Mapping
 from typing import Any, Callable, Iterator
 import jax, jax.numpy as jnp, numpy as np
 
 # %% auto #0
-__all__ = ['BloxError', 'LockedError', 'LockStateError', 'StructureError', 'path_str', 'Metadata', 'Param', 'Params', 'PathKey']
+__all__ = ['BloxError', 'PathError', 'LockedError', 'LockStateError', 'StructureError', 'path_str', 'Metadata', 'Param', 'Params']
 
 # %% ../nbs/01_params.ipynb #e424acda
 class BloxError(Exception):
     "Base class of the errors blox raises for a mistake in how it is used."
+
+class PathError(BloxError, TypeError):
+    "A path is not a non-empty tuple of strings, or a parameter name is not a string."
 
 class LockedError(BloxError, RuntimeError):
     "A new parameter was created on locked `Params`."
@@ -23,26 +26,30 @@ class LockStateError(BloxError, ValueError):
     "`Params` with different lock states were merged."
 
 class StructureError(BloxError, ValueError):
-    "Values given to `Params` do not match its structure: missing, unexpected or mis-shaped paths."
+    "Values given to `Params` do not fit its structure: missing, unexpected, mis-shaped or wrongly typed paths."
+
+# %% ../nbs/01_params.ipynb #f42cbbe5
+def patch(f=None, *, as_prop: bool = False, cls_method: bool = False):
+    "Attach `f` to the class its first parameter is annotated with: a method, a property, or a classmethod."
+    if f is None: return functools.partial(patch, as_prop=as_prop, cls_method=cls_method)
+    annotation = f.__annotations__[f.__code__.co_varnames[0]]
+    cls = eval(annotation, f.__globals__) if isinstance(annotation, str) else annotation
+    f.__qualname__ = f"{cls.__name__}.{f.__name__}"
+    setattr(cls, f.__name__, property(f) if as_prop else classmethod(f) if cls_method else f)
+    return f.__globals__.get(f.__name__, getattr(builtins, f.__name__, None))
 
 # %% ../nbs/01_params.ipynb #3aab6918
-def path_str(path: tuple[str, ...]) -> str:
-    "`('net', 'fc', 'kernel')` as `'net/fc/kernel'`, for messages and tables."
-    return '/'.join(path)
+def _name_str(name: str) -> str:
+    return name if name and not ('/' in name or "'" in name or '"' in name) else repr(name)
 
-def _method(cls, name: str | None = None):
-    "Attach the decorated `_name` function to `cls` as the method `name` (the notebooks grow classes cell by cell)."
-    def attach(fn):
-        fn.__name__ = name or fn.__name__.lstrip('_')
-        fn.__qualname__ = f"{cls.__name__}.{fn.__name__}"
-        setattr(cls, fn.__name__, fn)
-        return fn
-    return attach
+def path_str(path: tuple[str, ...]) -> str:
+    "`('net', 'fc', 'kernel')` as `'net/fc/kernel'`; a name holding `/` or quotes is quoted: `net/'a/b'/kernel`."
+    return '/'.join(map(_name_str, path))
 
 def _check_path(path) -> tuple[str, ...]:
     if type(path) is tuple and path and all(type(part) is str for part in path): return path
-    hint = f"; write ({', '.join(map(repr, path.split('/')))},) instead" if isinstance(path, str) else ''
-    raise TypeError(f"a parameter path is a non-empty tuple of strings, not {path!r}{hint}")
+    hint = f"; write {tuple(path.split('/'))!r} instead" if isinstance(path, str) else ''
+    raise PathError(f"a parameter path is a non-empty tuple of strings, not {path!r}{hint}")
 
 # %% ../nbs/01_params.ipynb #ccda55a5
 def _hashable(value):
@@ -55,10 +62,12 @@ class Metadata(Mapping):
     __slots__ = ('_items', '_hash')
     def __init__(self, items: Mapping[str, Any] | None = None):
         items = dict(items or {})
-        if not all(isinstance(k, str) for k in items): raise TypeError(f"metadata keys must be strings, got {list(items)}")
+        if not all(isinstance(k, str) for k in items):
+            raise TypeError(f"metadata keys must be strings, got {list(items)}")
         self._items = {k: _hashable(v) for k, v in sorted(items.items())}
         try: self._hash = hash(tuple(self._items.items()))
-        except TypeError as e: raise TypeError(f"metadata values must be hashable (they are static pytree data): {items}") from e
+        except TypeError as e:
+            raise TypeError(f"metadata values must be hashable (they are static pytree data): {items}") from e
     def __getitem__(self, key): return self._items[key]
     def __iter__(self): return iter(self._items)
     def __len__(self): return len(self._items)
@@ -70,11 +79,16 @@ class Metadata(Mapping):
 _NO_METADATA = Metadata()
 
 # %% ../nbs/01_params.ipynb #265adc4c
+def _as_value(value):
+    "`value` as `Params` stores it: NumPy arrays and Python numbers become (immutable) JAX arrays."
+    if isinstance(value, (np.ndarray, np.generic, int, float, complex)): return jnp.asarray(value)
+    return value
+
 class Param:
     "One piece of state: an array `value`, whether it is `trainable`, and static `metadata`."
     __slots__ = ('value', 'trainable', 'metadata')
     def __init__(self,
-                 value,                 # the array (or a tracer, or a `jax.ShapeDtypeStruct`)
+                 value,                  # the array (or a tracer, or a `jax.ShapeDtypeStruct`)
                  trainable: bool = True, # do gradients flow to it? `Params.split` divides on this
                  metadata: Mapping[str, Any] | None = None): # static facts, e.g. sharding axes
         object.__setattr__(self, 'value', value)
@@ -100,7 +114,8 @@ def _array_str(x) -> str:
 # %% ../nbs/01_params.ipynb #c371274c
 class _Table:
     "The static half of `Params`, used as its pytree aux data: sorted paths, their flags, and the lock."
-    __slots__ = ('paths', 'trainable', 'metadata', 'locked', '_hash', '_index', '_keys', '_flipped', '_split', '__weakref__')
+    __slots__ = ('paths', 'trainable', 'metadata', 'locked', '_hash', '_index', '_keys', '_flipped', '_split',
+                 '__weakref__')
     def __init__(self, paths: tuple, trainable: tuple, metadata: tuple, locked: bool, index=None):
         self.paths, self.trainable, self.metadata, self.locked = paths, trainable, metadata, locked
         self._hash = hash((paths, trainable, metadata, locked))
@@ -140,16 +155,6 @@ def _make_table(rows, locked: bool) -> tuple[_Table, tuple]:
 
 _EMPTY = _Table((), (), (), False)
 
-# %% ../nbs/01_params.ipynb #9e21b06e
-class _Journal:
-    "Changes on top of a frozen `(table, values)` base; only the newest view, the tip, appends in place."
-    __slots__ = ('table', 'values', 'entries', 'latest', 'lock')
-    def __init__(self, table: _Table, values: tuple):
-        self.table, self.values = table, values
-        self.entries: list = []  # (path, Param) in the order they were written
-        self.latest: dict = {}   # path -> Param after every entry: what the tip sees
-        self.lock = threading.Lock()
-
 # %% ../nbs/01_params.ipynb #76b2807d
 class Params:
     "Every piece of a model's state, keyed by tuple paths: an immutable JAX pytree whose leaves are the arrays."
@@ -158,127 +163,86 @@ class Params:
     def __init__(self,
                  entries: Mapping[tuple[str, ...], Any] | None = None, # path -> `Param` (or array, made trainable)
                  *, locked: bool = False): # refuse to create new paths? see `locked`
-        rows = [(_check_path(path), p if isinstance(p, Param) else Param(p)) for path, p in (entries or {}).items()]
+        if entries is not None and not hasattr(entries, 'items'):
+            raise TypeError(f"Params takes a mapping from paths to Params or arrays, not {type(entries).__name__}")
+        rows = [(_check_path(path), Param(_as_value(p.value), p.trainable, p.metadata) if isinstance(p, Param)
+                 else Param(_as_value(p))) for path, p in (entries or {}).items()]
         self._set_frozen(*(_make_table(rows, locked) if rows else (_EMPTY.with_lock(locked), ())))
 
     def _set_frozen(self, table: _Table, values: tuple):
-        self._table, self._values, self._journal, self._locked, self._size = table, values, None, table.locked, len(values)
+        self._table, self._values, self._journal = table, values, None
+        self._locked, self._size = table.locked, len(values)
 
     @classmethod
     def _frozen(cls, table: _Table, values: tuple) -> Params:
-        self = object.__new__(cls); self._set_frozen(table, values); return self
-
-    @classmethod
-    def _view(cls, journal: _Journal, n: int, size: int, locked: bool) -> Params:
         self = object.__new__(cls)
-        self._table = self._values = None
-        self._journal, self._n, self._size, self._locked = journal, n, size, locked
+        self._set_frozen(table, values)
         return self
 
     @property
     def is_locked(self) -> bool:
         "Does this `Params` refuse to create new paths?"
         return self._locked
+
     def __len__(self): return self._size
-    def __contains__(self, path): return type(path) is tuple and self._get(path) is not None
     def __iter__(self) -> Iterator[tuple[str, ...]]: return iter(self._freeze()[0].paths)
-    def keys(self) -> list[tuple[str, ...]]:
-        "The paths, sorted."
-        return list(self)
-    def get(self, path: tuple[str, ...], default=None) -> Param | None:
-        "The `Param` at `path`, or `default`."
+    def __contains__(self, path) -> bool: return type(path) is tuple and self._get(path) is not None
+    def __getitem__(self, path) -> Param:
         p = self._get(_check_path(path))
-        return default if p is None else p
+        if p is None: raise KeyError(f"no parameter at {path_str(path)!r} (there are {len(self)} paths)")
+        return p
 
-# %% ../nbs/01_params.ipynb #d7acf64e
-@_method(Params, '_freeze')
-def _freeze(self: Params) -> tuple[_Table, tuple]:
-    "The frozen `(table, values)` form of this view, computed once."
-    if self._table is not None: return self._table, self._values
-    journal = self._journal
-    with journal.lock:
-        changes = journal.latest.copy() if self._n == len(journal.entries) else dict(journal.entries[:self._n])
-    base = journal.table
-    index, values = base.index, list(journal.values)
-    trainable, metadata, added, flags_changed = list(base.trainable), list(base.metadata), [], False
-    for path, p in changes.items():
-        i = index.get(path)
-        if i is None: added.append((path, p)); continue
-        values[i] = p.value
-        if p.trainable != trainable[i] or p.metadata != metadata[i]:
-            trainable[i], metadata[i], flags_changed = p.trainable, p.metadata, True
-    if added:
-        rows = [(path, Param(v, t, m)) for path, v, t, m in zip(base.paths, values, trainable, metadata)]
-        table, values = _make_table(rows + added, self._locked)
-    elif flags_changed: table = _Table(base.paths, tuple(trainable), tuple(metadata), self._locked, base._index)
-    else: table = base.with_lock(self._locked)
-    self._table, self._values = table, tuple(values)
-    return self._table, self._values
+    def __repr__(self) -> str:
+        items = self.items()
+        head = f"Params({len(items)} array{'' if len(items) == 1 else 's'}{', locked' if self.is_locked else ''}"
+        if not items: return head + ")"
+        width = max(len(path_str(path)) for path, _ in items[:20])
+        lines = [f"  {path_str(path):<{width}}  {_array_str(p.value)}{'' if p.trainable else '  (not trainable)'}"
+                 for path, p in items[:20]]
+        if len(items) > 20: lines.append(f"  ... {len(items) - 20} more")
+        return '\n'.join([head + ":"] + lines + [")"])
 
-# %% ../nbs/01_params.ipynb #01a3349e
-@_method(Params, '_get')
-def _get(self: Params, path) -> Param | None:
-    "The `Param` at `path`, or `None`."
-    journal = self._journal
-    if self._table is None and self._n == len(journal.entries):
-        p = journal.latest.get(path)
-        if p is not None: return p
-        i = journal.table.index.get(path)
-        return None if i is None else journal.table.param(i, journal.values)
-    table, values = self._freeze()
-    i = table.index.get(path)
-    return None if i is None else table.param(i, values)
-
-@_method(Params, '_write')
-def _write(self: Params, path: tuple[str, ...], param: Param, is_new: bool) -> Params:
-    "A new view with `param` at `path`: O(1) on the tip, one freeze elsewhere."
-    journal = self._journal
-    if journal is not None:
-        with journal.lock:
-            if self._n == len(journal.entries) and self._n < 2 * self._size + 64:
-                return self._append(journal, path, param, is_new)
-    journal = _Journal(*self._freeze())
-    with journal.lock: return self._append(journal, path, param, is_new)
-
-@_method(Params, '_append')
-def _append(self: Params, journal: _Journal, path, param: Param, is_new: bool) -> Params:
-    journal.entries.append((path, param))
-    journal.latest[path] = param
-    return Params._view(journal, len(journal.entries), self._size + is_new, self._locked)
+    def __reduce__(self): return _unflatten, self._freeze()  # pickles (and copies) as its frozen form
 
 # %% ../nbs/01_params.ipynb #453ffa2e
-@_method(Params, '__getitem__')
-def _getitem(self: Params, path) -> Param:
+@patch
+def get(self: Params, path: tuple[str, ...], default=None) -> Param | None:
+    "The `Param` at `path`, or `default`."
     p = self._get(_check_path(path))
-    if p is None: raise KeyError(f"no parameter at {path_str(path)!r} (there are {len(self)} paths)")
-    return p
+    return default if p is None else p
 
-@_method(Params)
-def _items(self: Params) -> list[tuple[tuple[str, ...], Param]]:
+@patch
+def keys(self: Params) -> list[tuple[str, ...]]:
+    "The paths, sorted."
+    return list(self)
+
+@patch
+def items(self: Params) -> list[tuple[tuple[str, ...], Param]]:
     "`(path, Param)` pairs in path order."
     table, values = self._freeze()
     return [(path, table.param(i, values)) for i, path in enumerate(table.paths)]
 
-@_method(Params)
-def _values(self: Params) -> list[Param]:
+@patch
+def values(self: Params) -> list[Param]:
     "The `Param`s in path order."
     return [p for _, p in self.items()]
 
 # %% ../nbs/01_params.ipynb #37b7e375
-@_method(Params)
-def _set(self: Params,
-         path: tuple[str, ...],  # where, e.g. `('net', 'bn', 'mean')`
-         value,                  # the new array
-         *, trainable: bool | None = None, # new flag (default: keep, or `True` for a new path)
-         metadata: Mapping[str, Any] | None = None # new metadata (default: keep, or none)
-        ) -> Params:
+@patch
+def set(self: Params,
+        path: tuple[str, ...],  # where, e.g. `('net', 'bn', 'running_mean')`
+        value,                  # the new array
+        *, trainable: bool | None = None, # new flag (default: keep, or `True` for a new path)
+        metadata: Mapping[str, Any] | None = None # new metadata (default: keep, or none)
+       ) -> Params:
     "New `Params` with `value` at `path`."
     old = self._get(_check_path(path))
+    value = _as_value(value)
     if old is None:
         if self._locked:
-            raise LockedError(f"cannot create parameter {path_str(path)!r}: params are locked. Locked params only update "
-                              f"existing values; create every parameter first (run the model once on unlocked params), "
-                              f"or call params.unlocked() to add new ones on purpose")
+            raise LockedError(f"cannot create parameter {path_str(path)!r}: params are locked. Locked params only "
+                              f"update existing values; create every parameter first (run the model once on "
+                              f"unlocked params), or call params.unlocked() to add new ones on purpose")
         param = Param(value, True if trainable is None else trainable, metadata)
     else:
         param = Param(value, old.trainable if trainable is None else trainable,
@@ -286,33 +250,37 @@ def _set(self: Params,
     return self._write(path, param, old is None)
 
 # %% ../nbs/01_params.ipynb #5ff2b2a7
-class PathKey:
-    "The pytree key of a leaf of `Params`: its path, printed as `net/fc/kernel`."
+class PathKey(jax.tree_util.DictKey):
+    "The pytree key of a leaf of `Params`: a `DictKey` of its printed path, holding the tuple `path` as well."
     __slots__ = ('path',)
-    def __init__(self, path: tuple[str, ...]): self.path = path
-    def __str__(self): return path_str(self.path)
+    def __init__(self, path: tuple[str, ...]):
+        super().__init__(path_str(path))
+        self.path = path
+    def __str__(self): return self.key
     def __repr__(self): return f"PathKey({self.path!r})"
-    def __eq__(self, other): return isinstance(other, PathKey) and other.path == self.path
-    def __hash__(self): return hash(self.path)
 
-def _flatten(params: Params): table, values = params._freeze(); return values, table
+def _flatten(params: Params):
+    table, values = params._freeze()
+    return values, table
+
 def _flatten_with_keys(params: Params):
     table, values = params._freeze()
     if table._keys is None: table._keys = tuple(map(PathKey, table.paths))  # made once per layout
     return tuple(zip(table._keys, values)), table
+
 def _unflatten(table: _Table, values) -> Params: return Params._frozen(table, tuple(values))
 
 jax.tree_util.register_pytree_with_keys(Params, _flatten_with_keys, _unflatten, _flatten)
 
 # %% ../nbs/01_params.ipynb #65892eb7
-@_method(Params)
-def _locked(self: Params) -> Params:
+@patch
+def locked(self: Params) -> Params:
     "The same params, refusing to create new paths (updating values still works)."
     table, values = self._freeze()
     return Params._frozen(table.with_lock(True), values)
 
-@_method(Params)
-def _unlocked(self: Params) -> Params:
+@patch
+def unlocked(self: Params) -> Params:
     "The same params, allowing new paths again."
     table, values = self._freeze()
     return Params._frozen(table.with_lock(False), values)
@@ -331,16 +299,20 @@ def _merge_plan(a: _Table, b: _Table) -> tuple[_Table, tuple]:
 def _split_tables(table: _Table) -> tuple:
     "The trainable / non-trainable tables of `table` and the positions of each, cached on the table."
     if table._split is None:
-        index = [[i for i, t in enumerate(table.trainable) if t == want] for want in (True, False)]
-        table._split = tuple((_Table(tuple(table.paths[i] for i in idx), tuple(table.trainable[i] for i in idx),
-                                     tuple(table.metadata[i] for i in idx), table.locked), tuple(idx)) for idx in index)
+        halves = []
+        for want in (True, False):
+            idx = tuple(i for i, t in enumerate(table.trainable) if t == want)
+            half = _Table(tuple(table.paths[i] for i in idx), tuple(table.trainable[i] for i in idx),
+                          tuple(table.metadata[i] for i in idx), table.locked)
+            halves.append((half, idx))
+        table._split = tuple(halves)
     return table._split
 
 # %% ../nbs/01_params.ipynb #12d4592d
-@_method(Params)
-def _split(self: Params,
-           predicate: Callable[[tuple[str, ...], Param], bool] | None = None # default: `param.trainable`
-          ) -> tuple[Params, Params]:
+@patch
+def split(self: Params,
+          predicate: Callable[[tuple[str, ...], Param], bool] | None = None # default: `param.trainable`
+         ) -> tuple[Params, Params]:
     "`(match, rest)`: the params for which `predicate(path, param)` holds, and the others."
     table, values = self._freeze()
     if predicate is None:
@@ -350,9 +322,11 @@ def _split(self: Params,
     return tuple(Params._frozen(*_make_table([r for r, k in zip(rows, keep) if k == want], self._locked))
                  for want in (True, False))
 
-@_method(Params)
-def _merge(self: Params, other: Params) -> Params:
-    "One `Params` with the paths of both; `other` wins where both have a path."
+@patch
+def merge(self: Params,
+          other: Params # the params to add; where both have a path, `other` wins
+         ) -> Params:
+    "One `Params` with the paths of both."
     if not isinstance(other, Params): raise TypeError(f"can only merge Params with Params, not {type(other).__name__}")
     if self.is_locked != other.is_locked:
         raise LockStateError(f"cannot merge locked with unlocked params (self.is_locked={self.is_locked}, "
@@ -365,8 +339,8 @@ def _merge(self: Params, other: Params) -> Params:
     return Params._frozen(table, tuple(sources[s][i] for s, i in plan))
 
 # %% ../nbs/01_params.ipynb #b7655c03
-@_method(Params)
-def _to_dict(self: Params) -> dict:
+@patch
+def to_dict(self: Params) -> dict:
     "The values as a nested dict: `{'net': {'fc': {'kernel': array}}}`."
     out: dict = {}
     for path, p in self.items():
@@ -374,8 +348,8 @@ def _to_dict(self: Params) -> dict:
         for i, part in enumerate(path[:-1]):
             node = node.setdefault(part, {})
             if not isinstance(node, dict):
-                raise StructureError(f"{path_str(path[:i + 1])!r} is both a parameter and a prefix of {path_str(path)!r}; "
-                                     f"a nested dict cannot hold both")
+                raise StructureError(f"{path_str(path[:i + 1])!r} is both a parameter and a prefix of "
+                                     f"{path_str(path)!r}; a nested dict cannot hold both")
         if path[-1] in node:
             raise StructureError(f"{path_str(path)!r} is both a parameter and a prefix of other paths; "
                                  f"a nested dict cannot hold both")
@@ -386,60 +360,165 @@ def _flat_paths(tree: Mapping, prefix: tuple = ()) -> dict:
     "`{path: leaf}` from a nested mapping."
     flat = {}
     for key, value in tree.items():
-        if not isinstance(key, str): raise TypeError(f"nested dict keys must be strings, got {key!r} under {path_str(prefix)!r}")
+        if not isinstance(key, str):
+            raise PathError(f"nested dict keys must be strings, got {key!r} under {path_str(prefix) or 'the top'!r}")
         if isinstance(value, Mapping): flat.update(_flat_paths(value, prefix + (key,)))
         else: flat[prefix + (key,)] = value
     return flat
 
-def _from_dict(cls, tree: Mapping, *, trainable: bool = True) -> Params:
-    "New `Params` from a nested dict of arrays, all with the same `trainable` flag."
-    return cls({path: Param(v, trainable) for path, v in _flat_paths(tree).items()})
+def _trains_by_default(value) -> bool:
+    "Floating and complex arrays train; integers, booleans and PRNG keys (counters, seeds) do not."
+    dtype = getattr(value, 'dtype', None)
+    return jnp.issubdtype(np.result_type(value) if dtype is None else dtype, jnp.inexact)
 
-_from_dict.__name__, _from_dict.__qualname__ = 'from_dict', 'Params.from_dict'
-Params.from_dict = classmethod(_from_dict)
+@patch(cls_method=True)
+def from_dict(cls: Params,
+              tree: Mapping, # a nested dict of arrays
+              *, trainable: bool | None = None # every value's flag; `None`: floating arrays train, others do not
+             ) -> Params:
+    "New `Params` from a nested dict of arrays."
+    if not isinstance(tree, Mapping): raise TypeError(f"from_dict takes a nested dict, not {type(tree).__name__}")
+    flat = {path: _as_value(v) for path, v in _flat_paths(tree).items()}
+    return cls({path: Param(v, _trains_by_default(v) if trainable is None else trainable) for path, v in flat.items()})
 
 # %% ../nbs/01_params.ipynb #e5ea1a5b
+def _kind_fits(src, dst) -> bool:
+    "Can values of dtype `src` be stored as `dst` without losing what they are (a float into an int cannot)?"
+    if jnp.issubdtype(dst, jnp.complexfloating): return not jnp.issubdtype(src, jax.dtypes.prng_key)
+    if jnp.issubdtype(dst, jnp.floating): return jnp.issubdtype(src, jnp.floating) or jnp.issubdtype(src, jnp.integer) \
+                                                 or src == jnp.bool_
+    if jnp.issubdtype(dst, jnp.integer): return jnp.issubdtype(src, jnp.integer) or src == jnp.bool_
+    return src == dst
+
 def _cast(value, like):
     "`value` as an array of `like`'s dtype; raw `uint32` key data becomes a typed key again."
     if jnp.issubdtype(like.dtype, jax.dtypes.prng_key):
-        return value if jnp.issubdtype(getattr(value, 'dtype', np.float32), jax.dtypes.prng_key) else jax.random.wrap_key_data(value)
+        if jnp.issubdtype(getattr(value, 'dtype', np.float32), jax.dtypes.prng_key): return value
+        return jax.random.wrap_key_data(jnp.asarray(value, jnp.uint32), impl=jax.random.key_impl(like))
     return jnp.asarray(value, dtype=like.dtype)
 
-@_method(Params)
-def _update(self: Params,
-            tree: Mapping,       # a nested dict of arrays (or `Params`), e.g. weights from another library
-            *, strict: bool = True # require exactly the same paths? If not, missing keep their values, unexpected are ignored
-           ) -> Params:
-    "New `Params` with values from `tree`, cast to each parameter's dtype; shapes and paths are checked."
+def _dtype_of(value, like):
+    if jnp.issubdtype(like.dtype, jax.dtypes.prng_key) and not hasattr(value, 'dtype'): return np.dtype(np.uint32)
+    dtype = getattr(value, 'dtype', None)
+    return np.asarray(value).dtype if dtype is None else dtype
+
+def _fits(value, like) -> bool:
+    src = _dtype_of(value, like)
+    if jnp.issubdtype(like.dtype, jax.dtypes.prng_key):
+        return jnp.issubdtype(src, jax.dtypes.prng_key) or jnp.issubdtype(src, jnp.unsignedinteger)
+    return _kind_fits(src, like.dtype)
+
+def _key_shape(value, like) -> tuple:
+    "The shape `value` has as a parameter like `like`: raw key data loses its trailing key-data axis."
+    shape = tuple(np.shape(value))
+    if jnp.issubdtype(like.dtype, jax.dtypes.prng_key) and not jnp.issubdtype(_dtype_of(value, like), jax.dtypes.prng_key):
+        return shape[:-1]
+    return shape
+
+@patch
+def update(self: Params,
+           tree: Mapping,          # a nested dict of arrays (or `Params`), e.g. weights from another library
+           *, strict: bool = True  # require exactly the same paths? If not, missing keep their values, unexpected are ignored
+          ) -> Params:
+    "New `Params` with values from `tree`, cast to each parameter's dtype; paths, shapes and dtypes are checked."
     incoming = {path: p.value for path, p in tree.items()} if isinstance(tree, Params) else _flat_paths(tree)
     table, values = self._freeze()
+    index = table.index
     missing = [path for path in table.paths if path not in incoming]
-    unexpected = sorted(path for path in incoming if path not in table.index)
-    misshaped = [(path, values[table.index[path]].shape, np.shape(v)) for path, v in incoming.items()
-                 if path in table.index and tuple(np.shape(v)) != tuple(values[table.index[path]].shape)]
-    if misshaped or (strict and (missing or unexpected)):
+    unexpected = sorted(path for path in incoming if path not in index)
+    known = [(path, v, values[index[path]]) for path, v in incoming.items() if path in index]
+    misshaped = [(path, tuple(like.shape), _key_shape(v, like)) for path, v, like in known
+                 if _key_shape(v, like) != tuple(like.shape)]
+    mistyped = [(path, like.dtype, _dtype_of(v, like)) for path, v, like in known if not _fits(v, like)]
+    if misshaped or mistyped or (strict and (missing or unexpected)):
         lines = [f"cannot load {len(incoming)} values into params with {len(table.paths)} paths:"]
         if strict and missing: lines.append("  missing (in params, not given): " + ', '.join(map(path_str, missing)))
-        if strict and unexpected: lines.append("  unexpected (given, not in params): " + ', '.join(map(path_str, unexpected)))
-        lines += [f"  mis-shaped: {path_str(path)} is {tuple(want)} in params but {tuple(got)} given" for path, want, got in misshaped]
-        if not misshaped: lines.append("Pass strict=False to keep the values of missing paths and ignore unexpected ones.")
+        if strict and unexpected:
+            lines.append("  unexpected (given, not in params): " + ', '.join(map(path_str, unexpected)))
+        lines += [f"  mis-shaped: {path_str(path)} is {want} in params but {got} given" for path, want, got in misshaped]
+        lines += [f"  mis-typed: {path_str(path)} is {want} in params but {got} given, which would not convert "
+                  f"without losing information" for path, want, got in mistyped]
+        if not (misshaped or mistyped):
+            lines.append("Pass strict=False to keep the values of missing paths and ignore unexpected ones.")
         raise StructureError('\n'.join(lines))
     new = list(values)
-    for path, v in incoming.items():
-        if (i := table.index.get(path)) is not None: new[i] = _cast(v, values[i])
+    for path, v, like in known: new[index[path]] = _cast(v, like)
     return Params._frozen(table, tuple(new))
 
-# %% ../nbs/01_params.ipynb #0bb3faca
-@_method(Params, '__repr__')
-def _repr(self: Params) -> str:
-    items = self.items()
-    head = f"Params({len(items)} arrays{', locked' if self.is_locked else ''}"
-    if not items: return head + ")"
-    width = max(len(path_str(path)) for path, _ in items[:20])
-    lines = [f"  {path_str(path):<{width}}  {_array_str(p.value)}{'' if p.trainable else '  (not trainable)'}"
-             for path, p in items[:20]]
-    if len(items) > 20: lines.append(f"  ... {len(items) - 20} more")
-    return '\n'.join([head + ":"] + lines + [")"])
+# %% ../nbs/01_params.ipynb #9e21b06e
+class _Journal:
+    "Changes on top of a frozen `(table, values)` base; only the newest view, the tip, appends in place."
+    __slots__ = ('table', 'values', 'entries', 'latest', 'lock')
+    def __init__(self, table: _Table, values: tuple):
+        self.table, self.values = table, values
+        self.entries: list = []  # (path, Param) in the order they were written
+        self.latest: dict = {}   # path -> Param after every entry: what the tip sees
+        self.lock = threading.Lock()  # two threads writing on one tip must not both append
 
-@_method(Params, '__reduce__')
-def _reduce(self: Params): return _unflatten, self._freeze()
+@patch(cls_method=True)
+def _view(cls: Params, journal: _Journal, n: int, size: int, locked: bool) -> Params:
+    "The `Params` that sees the first `n` entries of `journal`."
+    self = object.__new__(cls)
+    self._table = self._values = None
+    self._journal, self._n, self._size, self._locked = journal, n, size, locked
+    return self
+
+# %% ../nbs/01_params.ipynb #d7acf64e
+@patch
+def _freeze(self: Params) -> tuple[_Table, tuple]:
+    "The frozen `(table, values)` form of this view, computed once."
+    if self._table is not None: return self._table, self._values
+    journal = self._journal
+    with journal.lock:
+        changes = journal.latest.copy() if self._n == len(journal.entries) else dict(journal.entries[:self._n])
+    base = journal.table
+    index, values = base.index, list(journal.values)
+    trainable, metadata, added, flags_changed = list(base.trainable), list(base.metadata), [], False
+    for path, p in changes.items():
+        i = index.get(path)
+        if i is None:
+            added.append((path, p))
+            continue
+        values[i] = p.value
+        if p.trainable != trainable[i] or p.metadata != metadata[i]:
+            trainable[i], metadata[i], flags_changed = p.trainable, p.metadata, True
+    if added:
+        rows = [(path, Param(v, t, m)) for path, v, t, m in zip(base.paths, values, trainable, metadata)]
+        table, values = _make_table(rows + added, self._locked)
+    elif flags_changed: table = _Table(base.paths, tuple(trainable), tuple(metadata), self._locked, base._index)
+    else: table = base.with_lock(self._locked)
+    self._table, self._values = table, tuple(values)
+    return self._table, self._values
+
+# %% ../nbs/01_params.ipynb #01a3349e
+@patch
+def _get(self: Params, path) -> Param | None:
+    "The `Param` at `path`, or `None`."
+    journal = self._journal
+    if self._table is None and self._n == len(journal.entries):  # the tip: no freeze needed
+        p = journal.latest.get(path)
+        if p is not None: return p
+        i = journal.table.index.get(path)
+        return None if i is None else journal.table.param(i, journal.values)
+    table, values = self._freeze()
+    i = table.index.get(path)
+    return None if i is None else table.param(i, values)
+
+@patch
+def _write(self: Params, path: tuple[str, ...], param: Param, is_new: bool) -> Params:
+    "A new view with `param` at `path`: O(1) on the tip, one freeze elsewhere."
+    journal = self._journal
+    if journal is not None:
+        with journal.lock:
+            # Append in place only on the tip, and only while the journal is under ~2x the params, so a
+            # counter advanced forever keeps memory bounded; the +64 keeps tiny params from restarting constantly.
+            if self._n == len(journal.entries) and self._n < 2 * self._size + 64:
+                return self._append(journal, path, param, is_new)
+    journal = _Journal(*self._freeze())
+    with journal.lock: return self._append(journal, path, param, is_new)
+
+@patch
+def _append(self: Params, journal: _Journal, path, param: Param, is_new: bool) -> Params:
+    journal.entries.append((path, param))
+    journal.latest[path] = param
+    return Params._view(journal, len(journal.entries), self._size + is_new, self._locked)

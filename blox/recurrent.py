@@ -7,8 +7,8 @@ from __future__ import annotations
 from typing import Any, Callable
 import jax, jax.numpy as jnp
 from .params import Params, path_str
-from .graph import Graph, Rng
-from .layers import InputError, Layer, _positive_int, default_kernel_init
+from .graph import Graph, InputError, Rng
+from .layers import Layer, _positive_int, default_kernel_init
 
 # %% auto #0
 __all__ = ['SequenceBase', 'RecurrenceBase', 'LSTM', 'GRU']
@@ -67,8 +67,8 @@ class LSTM(RecurrenceBase):
                  *, kernel_init: Callable = default_kernel_init,                   # per gate, for the input kernel
                  recurrent_init: Callable = jax.nn.initializers.orthogonal(),     # per gate, for the recurrent kernel
                  bias_init: Callable = jax.nn.initializers.zeros,
-                 dtype=None, param_dtype=None, rng: Rng | None = None):
-        super().__init__(graph, dtype=dtype, param_dtype=param_dtype, rng=rng)
+                 compute_dtype=None, param_dtype=None, rng: Rng | None = None):
+        super().__init__(graph, compute_dtype=compute_dtype, param_dtype=param_dtype, rng=rng)
         self.check(_positive_int(hidden_features), f"hidden_features must be a positive int, got {hidden_features!r}")
         self.hidden_features = int(hidden_features)
         self.kernel_init, self.recurrent_init, self.bias_init = _per_gate(kernel_init, 4), _per_gate(recurrent_init, 4), bias_init
@@ -96,8 +96,8 @@ class GRU(RecurrenceBase):
     "GRU cell, state h [batch, hidden]; gates r, z, n fused in one kernel [in, 3 * hidden] and [hidden, 3 * hidden]."
     def __init__(self, graph: Graph, hidden_features: int, *, kernel_init: Callable = default_kernel_init,
                  recurrent_init: Callable = jax.nn.initializers.orthogonal(), bias_init: Callable = jax.nn.initializers.zeros,
-                 dtype=None, param_dtype=None, rng: Rng | None = None):
-        super().__init__(graph, dtype=dtype, param_dtype=param_dtype, rng=rng)
+                 compute_dtype=None, param_dtype=None, rng: Rng | None = None):
+        super().__init__(graph, compute_dtype=compute_dtype, param_dtype=param_dtype, rng=rng)
         self.check(_positive_int(hidden_features), f"hidden_features must be a positive int, got {hidden_features!r}")
         self.hidden_features = int(hidden_features)
         self.kernel_init, self.recurrent_init, self.bias_init = _per_gate(kernel_init, 3), _per_gate(recurrent_init, 3), bias_init

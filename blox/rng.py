@@ -9,7 +9,7 @@ from typing import Sequence
 import jax, jax.numpy as jnp, numpy as np
 
 # %% auto #0
-__all__ = ['INIT_STREAM', 'as_key', 'draw_key', 'path_hash', 'init_key', 'bound_axis_index']
+__all__ = ['INIT_STREAM', 'as_key', 'draw_key', 'path_hash', 'init_key', 'bound_axis_index', 'bound_axis_names']
 
 # %% ../nbs/00_rng.ipynb #71ea1c95
 def as_key(seed) -> jax.Array:
@@ -63,3 +63,11 @@ def bound_axis_index(name: str) -> jax.Array | None:
     "`jax.lax.axis_index(name)` where the named axis is bound (a named `vmap`, a `shard_map` mesh axis), else `None`."
     try: return jax.lax.axis_index(name)
     except NameError: return None
+
+# %% ../nbs/00_rng.ipynb #7f9ecb4b
+def bound_axis_names() -> tuple[str, ...]:
+    "The named axes bound where this is traced (named `vmap`s, `shard_map` mesh axes); `()` outside any."
+    try:
+        from jax._src.core import unsafe_get_axis_names
+        return tuple(name for name in unsafe_get_axis_names() if isinstance(name, str))
+    except Exception: return ()
