@@ -22,6 +22,7 @@ def skip(cell):
     directives = getattr(cell, 'directives_', {}) or {}
     return directives.get('eval:', [''])[0].lower() == 'false'
 
+sys.path.insert(0, sys.argv[2])  # this checkout's blox, not whichever one is installed
 src = Path(sys.argv[1]).resolve()
 nb = read_nb(src)
 for cell in nb.cells:  # what nbdev's processors do first: parse `#|` directives
@@ -42,7 +43,7 @@ write_nb(nb, src)
 def run(nb: Path, devices: int) -> bool:
     env = {k: v for k, v in os.environ.items() if k != 'IN_TEST'}
     env['XLA_FLAGS'] = f"{env.get('XLA_FLAGS', '')} --xla_force_host_platform_device_count={devices}".strip()
-    r = subprocess.run([sys.executable, '-c', RUN_ONE, str(nb)], cwd=ROOT, env=env, text=True, capture_output=True)
+    r = subprocess.run([sys.executable, '-c', RUN_ONE, str(nb), str(ROOT)], cwd=ROOT, env=env, text=True, capture_output=True)
     if r.returncode:
         print(f"FAILED {nb}:\n{r.stderr[-6000:]}", file=sys.stderr)
         return False
