@@ -5,6 +5,7 @@
 2. Calling: a jitted function of `Params` vs the same function of a nested dict of the same arrays
    (flatten + dispatch + unflatten), at ~30, ~120 and ~480 arrays; the contract is ~1.1x at most.
 3. A train step (split -> grad -> SGD -> merge) vs raw JAX on a dict with the same math and the same arrays.
+4. `bx.display`: building its tree of modules and parameters, and treescope's text rendering of it, 1k vs 10k arrays.
 Timings are the best of several repeats; run on an idle machine."""
 import argparse, functools, gc, time
 import jax, jax.numpy as jnp
@@ -142,10 +143,29 @@ def train_step():
     print(f"   async dispatch: a 480-array step on a [2048, 16] batch returns after {t_return * 1e6:.0f} us, "
           f"its result is ready after {t_ready * 1e6:.0f} us")
 
+class Leaf(bx.Module):
+    "A module with no behaviour, to hang parameters on."
+    def __call__(self, params, x): return x, params
+
+def display():
+    import treescope
+    from blox.graph import _view
+    print("4. bx.display (time at 10k arrays / time at 1k; linear is 10x)")
+    times = {}
+    for n in (1_000, 10_000):
+        graph = bx.Graph('net')
+        for i in range(n // 2): Leaf(graph / f'layer{i}')
+        params = bx.Params.from_dict({'net': {f'layer{i}': {'kernel': PREMADE, 'bias': PREMADE} for i in range(n // 2)}})
+        times[n] = (best(lambda: _view(graph, params), repeat=5),
+                    best(lambda: treescope.render_to_text(_view(graph, params)), repeat=3))
+    for k, what in enumerate(('building the tree', 'the tree rendered as text by treescope')):
+        small, large = times[1_000][k], times[10_000][k]
+        print(f"   {what:<52} 1k: {small * 1e3:7.1f} ms  10k: {large * 1e3:8.1f} ms  ratio {large / small:5.1f}x")
+
 if __name__ == '__main__':
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument('--only', choices=['building', 'calling', 'train_step'])
+    parser.add_argument('--only', choices=['building', 'calling', 'train_step', 'display'])
     args = parser.parse_args()
     print(f"jax {jax.__version__} on {jax.devices()[0].platform} ({jax.device_count()} devices)")
-    for name in ('building', 'calling', 'train_step'):
+    for name in ('building', 'calling', 'train_step', 'display'):
         if args.only in (None, name): globals()[name]()

@@ -14,7 +14,7 @@ from .params import (BloxError, LockedError, Metadata, Param, Params, PathError,
 
 # %% auto #0
 __all__ = ['GraphError', 'DuplicateNameError', 'ConfigError', 'InputError', 'CallError', 'ShapeError', 'RngError', 'Policy',
-           'Graph', 'Module', 'Rng', 'human_bytes', 'Summary', 'summary', 'display']
+           'Graph', 'Module', 'Rng', 'Summary', 'summary', 'display']
 
 # %% ../nbs/02_graph.ipynb #572b3ee4
 class GraphError(BloxError, ValueError):
@@ -38,7 +38,7 @@ class ShapeError(BloxError, ValueError):
 class RngError(BloxError, RuntimeError):
     "Randomness was needed but no seeded `Rng` was given, or an axis to fold in is misnamed."
 
-# %% ../nbs/02_graph.ipynb #36049576
+# %% ../nbs/02_graph.ipynb #76c7994c
 def _canonical(dtype): return None if dtype is None else jax.dtypes.canonicalize_dtype(dtype)
 
 @dataclasses.dataclass(frozen=True)
@@ -184,7 +184,7 @@ class _ModuleType(type):
         graph.module = self
         return self
 
-# %% ../nbs/02_graph.ipynb #f1350c46
+# %% ../nbs/02_graph.ipynb #d8df68d7
 def _describe(value) -> str:
     "A short description of a value, for messages: `a Params`, `an array float32[2, 3]`, `a list [1, 2]`."
     if isinstance(value, Params): return 'a Params'
@@ -271,13 +271,13 @@ class Module(metaclass=_ModuleType):
     def _check_built(self):
         "Called once `__init__` has finished, before the module is attached: a last check of the whole module."
 
-# %% ../nbs/02_graph.ipynb #1724fcfe
+# %% ../nbs/02_graph.ipynb #5d118452
 @patch
 def modules(self: Graph) -> Iterator[Module]:
     "The modules at this node and below, in `walk` order."
     return (node.module for node in self.walk() if node.module is not None)
 
-# %% ../nbs/02_graph.ipynb #01d2985a
+# %% ../nbs/02_graph.ipynb #2dca3818
 @patch
 def error(self: Module,
           kind: type[BloxError], # the exception type, e.g. `ConfigError` or `InputError`
@@ -421,7 +421,7 @@ class Rng(Module):
                                        f"not folded in, so its lanes would all draw the same numbers. Fix the axis "
                                        f"name, or add {unlisted} to fold_in_axes")
 
-# %% ../nbs/02_graph.ipynb #73a54a75
+# %% ../nbs/02_graph.ipynb #90d0a982
 @patch
 def seed(self: Rng,
          params: Params, # the params to seed (any, often a fresh `bx.Params()`)
@@ -446,7 +446,7 @@ def _nbytes(value) -> int:
     "Bytes held by an array, tracer or `ShapeDtypeStruct` (a typed key counts its key data)."
     return math.prod(value.shape) * value.dtype.itemsize
 
-def human_bytes(n: int) -> str:
+def _human_bytes(n: int) -> str:
     "`1536` as `'1.5 KiB'`."
     for unit in ('B', 'KiB', 'MiB', 'GiB', 'TiB'):
         if n < 1024 or unit == 'TiB': return f"{n} {unit}" if unit == 'B' else f"{n:.1f} {unit}"
@@ -480,14 +480,14 @@ def summary(graph: Graph,   # the model's graph (or any node of it, for part of 
         totals[p.trainable][0] += size
         totals[p.trainable][1] += nbytes
         table.append((path_str(path), kind, str(tuple(p.value.shape)), str(p.value.dtype), f"{size:,}",
-                      human_bytes(nbytes), 'yes' if p.trainable else 'no'))
+                      _human_bytes(nbytes), 'yes' if p.trainable else 'no'))
     widths = [max([len(h)] + [len(r[i]) for r in table]) for i, h in enumerate(header)]
     right = {4, 5}
     def fmt(row): return '  '.join(c.rjust(w) if i in right else c.ljust(w) for i, (c, w) in enumerate(zip(row, widths))).rstrip()
     lines = [fmt(header), fmt(['-' * w for w in widths])] + [fmt(r) for r in table]
     (ts, tb), (fs, fb) = totals[True], totals[False]
-    lines.append(f"total: {ts + fs:,} values in {len(table)} arrays, {human_bytes(tb + fb)} "
-                 f"(trainable {ts:,} values, {human_bytes(tb)}; non-trainable {fs:,} values, {human_bytes(fb)})")
+    lines.append(f"total: {ts + fs:,} values in {len(table)} arrays, {_human_bytes(tb + fb)} "
+                 f"(trainable {ts:,} values, {_human_bytes(tb)}; non-trainable {fs:,} values, {_human_bytes(fb)})")
     return Summary('\n'.join(lines))
 
 # %% ../nbs/02_graph.ipynb #7ee2177d
@@ -511,6 +511,9 @@ class _ArgView:
     "A constructor argument shown by its short description (modules by type and path)."
     def __init__(self, value): self.text = _short(value)
     def __repr__(self): return self.text
+    def __treescope_repr__(self, path, subtree_renderer):
+        from treescope import rendering_parts
+        return rendering_parts.build_one_line_tree_node(self.text, path)
 
 def _view(graph: Graph, params: Params) -> _View:
     "The tree under `graph`: parameters grouped by module, and every node that holds a module or parameters."
@@ -523,11 +526,10 @@ def _view(graph: Graph, params: Params) -> _View:
 def display(graph: Graph,  # the model's graph (or any node of it)
             params: Params # its state
            ):
-    "Show the modules and parameters under `graph` as an interactive treescope tree (text outside notebooks)."
+    "Show the modules and parameters under `graph` as an interactive treescope tree (text outside IPython)."
     import treescope
     view = _view(graph, params)
     try: from IPython import get_ipython
     except ImportError: get_ipython = lambda: None
-    shell = get_ipython()
-    if shell is not None and hasattr(shell, 'kernel'): treescope.display(view)
+    if get_ipython() is not None: treescope.display(view)  # HTML in notebooks, text in a terminal IPython
     else: print(treescope.render_to_text(view))

@@ -9,7 +9,7 @@ from typing import Sequence
 import jax, jax.numpy as jnp, numpy as np
 
 # %% auto #0
-__all__ = ['INIT_STREAM', 'as_key', 'draw_key', 'path_hash', 'init_key', 'bound_axis_index', 'bound_axis_names']
+__all__ = []
 
 # %% ../nbs/00_rng.ipynb #71ea1c95
 def as_key(seed) -> jax.Array:
