@@ -431,7 +431,8 @@ def update(self: Params,
                  if _key_shape(v, like) != tuple(like.shape)]
     mistyped = [(path, like.dtype, _dtype_of(v, like)) for path, v, like in known if not _fits(v, like)]
     if misshaped or mistyped or (strict and (missing or unexpected)):
-        lines = [f"cannot load {len(incoming)} values into params with {len(table.paths)} paths:"]
+        count = f"{len(incoming)} value{'' if len(incoming) == 1 else 's'}"
+        lines = [f"cannot load {count} into params with {len(table.paths)} paths:"]
         if strict and missing: lines.append("  missing (in params, not given): " + ', '.join(map(path_str, missing)))
         if strict and unexpected:
             lines.append("  unexpected (given, not in params): " + ', '.join(map(path_str, unexpected)))
