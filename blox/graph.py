@@ -18,16 +18,16 @@ __all__ = ['GraphError', 'DuplicateNameError', 'ConfigError', 'InputError', 'Cal
 
 # %% ../nbs/02_graph.ipynb #572b3ee4
 class GraphError(BloxError, ValueError):
-    "A `Graph` node was misused: a bad name, a root or a non-`Graph` given to a module, one node given to two modules."
+    "A `Graph` node was misused: a bad name, a root or a non-`Graph` given to a module, a node given twice."
 
 class DuplicateNameError(GraphError):
     "A child name was used twice under the same parent."
 
 class ConfigError(BloxError, ValueError):
-    "A module or graph was built with invalid arguments: a size that is not positive, a rate outside [0, 1), a policy that is not a `Policy`."
+    "A module or graph was built with an invalid argument: a size that is not positive, a rate above 1."
 
 class InputError(BloxError, ValueError):
-    "A module was called with inputs or options it cannot take: the wrong rank or dtype, a traced flag, a full cache."
+    "A module was called with inputs or options it cannot take: a wrong rank or dtype, a traced flag."
 
 class CallError(BloxError, TypeError):
     "A module was not called, or did not return, as `outputs, params = module(params, *inputs)`."
@@ -45,7 +45,7 @@ def _canonical(dtype): return None if dtype is None else jax.dtypes.canonicalize
 class Policy:
     "Mixed precision: the dtype parameters are stored in, computations run in, and outputs come out in."
     param_dtype: Any = jnp.float32 # how parameters are stored and updated
-    compute_dtype: Any = None      # what floating inputs and parameters are cast to; `None`: their promoted dtype
+    compute_dtype: Any = None      # floating inputs and parameters are cast to it (`None`: promoted)
     output_dtype: Any = None       # what floating outputs are cast to; `None`: as computed
 
     def __post_init__(self):
@@ -53,34 +53,40 @@ class Policy:
             value = getattr(self, field)
             try: dtype = _canonical(value)
             except TypeError: dtype = None
-            if (value is not None and dtype is None) or (dtype is not None and not jnp.issubdtype(dtype, jnp.floating)):
-                raise ConfigError(f"Policy: {field} must be a floating dtype such as jnp.bfloat16 or jnp.float32, "
-                                  f"not {value!r}")
+            floating = dtype is not None and jnp.issubdtype(dtype, jnp.floating)
+            if value is not None and not floating:
+                raise ConfigError(f"Policy: {field} must be a floating dtype such as jnp.bfloat16 or "
+                                  f"jnp.float32, not {value!r}")
             object.__setattr__(self, field, dtype)
-        if self.param_dtype is None: raise ConfigError("Policy: param_dtype cannot be None; the default is jnp.float32")
+        if self.param_dtype is None:
+            raise ConfigError("Policy: param_dtype cannot be None; the default is jnp.float32")
 
     def cast(self, *xs):
         "`xs` in the compute dtype (floating arrays only; `None`s pass through)."
         floats = [x for x in xs if x is not None and jnp.issubdtype(x.dtype, jnp.inexact)]
         dtype = self.compute_dtype or (jnp.result_type(*floats) if floats else None)
-        return tuple(x.astype(dtype) if x is not None and jnp.issubdtype(x.dtype, jnp.inexact) and x.dtype != dtype
-                     else x for x in xs)
+        def cast(x):
+            if x is None or not jnp.issubdtype(x.dtype, jnp.inexact) or x.dtype == dtype: return x
+            return x.astype(dtype)
+        return tuple(map(cast, xs))
 
     def output(self, y):
         "`y` (an array or pytree of arrays) in the output dtype."
         if self.output_dtype is None: return y
-        return jax.tree.map(lambda a: a.astype(self.output_dtype) if jnp.issubdtype(a.dtype, jnp.inexact) else a, y)
+        def cast(a): return a.astype(self.output_dtype) if jnp.issubdtype(a.dtype, jnp.inexact) else a
+        return jax.tree.map(cast, y)
 
     def replace(self, **changes) -> Policy:
         "A copy with some fields replaced; `None` values leave a field as it is."
         return dataclasses.replace(self, **{k: v for k, v in changes.items() if v is not None})
 
     def __repr__(self):
-        return f"Policy(param_dtype={self.param_dtype}, compute_dtype={self.compute_dtype}, output_dtype={self.output_dtype})"
+        return (f"Policy(param_dtype={self.param_dtype}, compute_dtype={self.compute_dtype}, "
+                f"output_dtype={self.output_dtype})")
 
 # %% ../nbs/02_graph.ipynb #e9474729
 class Graph:
-    "A node in the static tree of names: `Graph('net')` is a root, `graph / 'fc'` its child at path `('net', 'fc')`."
+    "A node in the tree of names: `Graph('net')` is a root, `graph / 'fc'` its child at path `('net', 'fc')`."
     __slots__ = ('name', 'parent', 'path', 'children', 'module', '_policy', '__weakref__')
     def __init__(self,
                  name: str,                     # the root's name, the first element of every path below it
@@ -88,7 +94,8 @@ class Graph:
         self._setup(name, None, policy)
 
     def _setup(self, name: str, parent: Graph | None, policy):
-        if not isinstance(name, str) or not name: raise GraphError(f"a graph name is a non-empty string, not {name!r}")
+        if not isinstance(name, str) or not name:
+            raise GraphError(f"a graph name is a non-empty string, not {name!r}")
         self.path: tuple[str, ...] = (name,) if parent is None else parent.path + (name,)
         if policy is not None and not isinstance(policy, Policy):
             raise ConfigError(f"Graph {path_str(self.path)!r}: policy must be a bx.Policy, e.g. "
@@ -115,9 +122,11 @@ class Graph:
         "The existing child called `name`."
         try: return self.children[name]
         except KeyError:
-            raise KeyError(f"{path_str(self.path)!r} has no child {name!r}; children: {list(self.children)}") from None
+            children = list(self.children)
+            raise KeyError(f"{path_str(self.path)!r} has no child {name!r}; children: {children}") from None
 
-    def __repr__(self) -> str: return f"Graph({self.path[0]!r})" + ''.join(f" / {name!r}" for name in self.path[1:])
+    def __repr__(self) -> str:
+        return f"Graph({self.path[0]!r})" + ''.join(f" / {name!r}" for name in self.path[1:])
 
 # %% ../nbs/02_graph.ipynb #476d3d9e
 @patch(as_prop=True)
@@ -156,7 +165,7 @@ def _arguments(cls, graph, args, kwargs) -> dict:
     return {k: v for i, (k, v) in enumerate(bound.items()) if i >= 2}
 
 class _ModuleType(type):
-    "Builds modules (checks the node, runs `__init__`, records arguments, attaches) and checks every `__call__`."
+    "Builds modules (checks the node, runs `__init__`, records arguments, attaches); checks every `__call__`."
     def __init__(cls, name, bases, namespace):
         super().__init__(name, bases, namespace)
         if '__call__' in namespace: cls.__call__ = namespace['__call__']  # wrapped by __setattr__ below
@@ -171,11 +180,11 @@ class _ModuleType(type):
             raise GraphError(f"{cls.__name__} takes a Graph node as its first argument, not {graph!r}; "
                              f"e.g. {cls.__name__}(graph / 'name', ...)")
         if graph.is_root:
-            raise GraphError(f"{cls.__name__} was given the root graph {path_str(graph.path)!r}; the root names the "
-                             f"whole model, so give the module a child node: graph / 'name'")
+            raise GraphError(f"{cls.__name__} was given the root graph {path_str(graph.path)!r}; the root "
+                             f"names the whole model, so give the module a child node: graph / 'name'")
         if graph.module is not None:
-            raise GraphError(f"{path_str(graph.path)!r} already holds a {type(graph.module).__name__}; each node "
-                             f"holds one module: make a new child node for this {cls.__name__}")
+            raise GraphError(f"{path_str(graph.path)!r} already holds a {type(graph.module).__name__}; each "
+                             f"node holds one module: make a new child node for this {cls.__name__}")
         self = cls.__new__(cls)
         self.graph = graph
         self.__init__(graph, *args, **kwargs)
@@ -197,10 +206,12 @@ def _describe(value) -> str:
 
 def _params_message(params) -> str:
     usage = "call it as `outputs, params = module(params, *inputs)`"
-    if params is None: return (f"params is None; pass the params returned by the previous call (start from "
-                               f"bx.Params(), seeded with rng.seed(params, seed=0) if the model draws random numbers)")
-    if isinstance(params, Mapping): return (f"params is {_describe(params)}, not a bx.Params; build one with "
-                                            f"bx.Params.from_dict(tree), or load values with params.update(tree)")
+    if params is None:
+        return ("params is None; pass the params returned by the previous call (start from bx.Params(), "
+                "seeded with rng.seed(params, seed=0) if the model draws random numbers)")
+    if isinstance(params, Mapping):
+        return (f"params is {_describe(params)}, not a bx.Params; build one with bx.Params.from_dict(tree), "
+                f"or load values with params.update(tree)")
     return f"the first argument must be the params, but it is {_describe(params)}; {usage}"
 
 def _return_message(out) -> str:
@@ -213,7 +224,8 @@ def _return_message(out) -> str:
 def _check_arrays(module, inputs):
     for i, x in enumerate(inputs):
         if not all(hasattr(leaf, 'shape') and hasattr(leaf, 'dtype') for leaf in jax.tree.leaves(x)):
-            raise module.error(InputError, f"takes arrays, but input {i} is {_describe(x)}; convert it with jnp.asarray")
+            raise module.error(InputError, f"takes arrays, but input {i} is {_describe(x)}; "
+                                           f"convert it with jnp.asarray")
 
 def _checked_call(call: Callable) -> Callable:
     "`call` with the calling convention checked: params in first, `(outputs, params)` out."
@@ -243,10 +255,10 @@ def _short(value) -> str:
     return text if len(text) <= 60 else text[:57] + '...'
 
 class Module(metaclass=_ModuleType):
-    "Base class of every module: made as `Module(graph / 'name', ...)`, called as `outputs, params = module(params, *inputs)`."
+    "Base class of modules: `Module(graph / 'name', ...)`, called as `y, params = module(params, x)`."
     graph: Graph                # the node this module sits at
     arguments: dict             # the constructor arguments, as passed
-    metadata: Mapping = types.MappingProxyType({}) # metadata for parameters below, by relative path (see `get_param`)
+    metadata: Mapping = types.MappingProxyType({}) # metadata for parameters below, by relative path
     array_inputs: bool = False  # must every positional input be an array, or a pytree of arrays?
     def __init__(self, graph: Graph): pass
 
@@ -261,15 +273,16 @@ class Module(metaclass=_ModuleType):
         return self.graph.name
 
     def __call__(self, params: Params, *inputs, **options) -> tuple[Any, Params]:
-        "`(outputs, params)`: what the module computes from `inputs`, and `params` with any state it created or updated."
-        raise NotImplementedError(f"{type(self).__name__} must define __call__(self, params, *inputs) -> (outputs, params)")
+        "`(outputs, params)`: what the module computes, and `params` with any state it created or updated."
+        raise NotImplementedError(f"{type(self).__name__} must define "
+                                  f"__call__(self, params, *inputs) -> (outputs, params)")
 
     def __repr__(self) -> str:
         args = ''.join(f", {k}={_short(v)}" for k, v in self.arguments.items())
         return f"{type(self).__name__}({path_str(self.path)}{args})"
 
     def _check_built(self):
-        "Called once `__init__` has finished, before the module is attached: a last check of the whole module."
+        "Called when `__init__` has finished, before the module is attached: a last check of the module."
 
 # %% ../nbs/02_graph.ipynb #5d118452
 @patch
@@ -296,13 +309,14 @@ def flag(self: Module,
          name: str, # the option's name, for the message
          value      # what the caller passed
         ) -> bool:
-    "`value` as a Python `bool`; a traced value, `None` or anything else is an `InputError` that says what to pass."
+    "`value` as a Python bool, or an `InputError` that says what to pass (for a traced value, say)."
     if isinstance(value, (bool, np.bool_)): return bool(value)
     if isinstance(value, jax.Array):
-        raise self.error(InputError, f"{name} is a JAX array (under jax.jit every argument is traced, keywords included), "
-                                     f"but it decides which code runs, so it must be a Python bool: mark it static with "
-                                     f"jax.jit(f, static_argnames='{name}'), or bind it before jitting with "
-                                     f"functools.partial(f, {name}=True)")
+        message = (f"{name} is a JAX array (under jax.jit every argument is traced, keywords included), but "
+                   f"it decides which code runs, so it must be a Python bool: mark it static with "
+                   f"jax.jit(f, static_argnames='{name}'), or bind it before jitting with "
+                   f"functools.partial(f, {name}=True)")
+        raise self.error(InputError, message)
     raise self.error(InputError, f"{name} must be True or False, not {value!r}")
 
 # %% ../nbs/02_graph.ipynb #018dee81
@@ -310,20 +324,22 @@ def _check_shape(module: Module, name: str, shape) -> tuple[int, ...]:
     "`shape` as a tuple of ints; anything that is not whole, non-negative numbers is a `ShapeError`."
     try: dims = tuple(shape)
     except TypeError: dims = None
-    if dims is None or not all(isinstance(d, (int, np.integer)) and not isinstance(d, bool) and d >= 0 for d in dims):
-        raise module.error(ShapeError, f"the shape of parameter {name!r} must be a sequence of non-negative ints, "
-                                       f"got {shape!r}")
+    def whole(d): return isinstance(d, (int, np.integer)) and not isinstance(d, bool)
+    if dims is None or not all(map(whole, dims)) or any(d < 0 for d in dims):
+        raise module.error(ShapeError, f"the shape of parameter {name!r} must be a sequence of non-negative "
+                                       f"ints, got {shape!r}")
     return tuple(int(d) for d in dims)
 
 def _check_like(module: Module, name: str, value, shape: tuple, dtype, what: str = 'the stored value is'):
     if tuple(value.shape) != shape or value.dtype != dtype:
-        raise module.error(ShapeError, f"parameter {name!r} should have shape {shape} and dtype {dtype}, but {what} "
-                                       f"{tuple(value.shape)} {value.dtype}. If the inputs changed size, initialise "
-                                       f"fresh params for them (params from another model, or from before a change to "
-                                       f"the model, do not fit)")
+        message = (f"parameter {name!r} should have shape {shape} and dtype {dtype}, but {what} "
+                   f"{tuple(value.shape)} {value.dtype}. If the inputs changed size, initialise fresh "
+                   f"params for them (params from another model, or from before a change to the model, "
+                   f"do not fit)")
+        raise module.error(ShapeError, message)
 
 def _metadata_for(module: Module, name: str, asked: Mapping | None) -> dict:
-    "The metadata of a new parameter: what the module asked for, then the overrides of it and of every module above."
+    "A new parameter's metadata: what the module asked for, updated by its own and every enclosing module's."
     merged, node, relative = dict(asked or {}), module.graph, (name,)
     while node is not None:
         owner = node.module if node.module is not None else (module if node is module.graph else None)
@@ -340,9 +356,9 @@ def get_param(self: Module,
               *, dtype=jnp.float32,    # its dtype (the parameter's, not the computation's)
               trainable: bool = True,  # do gradients flow to it?
               metadata: Mapping[str, Any] | None = None, # static facts, e.g. `{'sharding': ('embed', 'mlp')}`
-              rng=None                 # the `Rng` whose seed initialises random parameters (none for constants)
+              rng=None                 # the `Rng` whose seed initialises random parameters (none: constants)
              ) -> tuple[jax.Array, Params]:
-    "`(value, params)`: the parameter `name`, created by `init` the first time and shape- and dtype-checked after."
+    "`(value, params)`: the parameter `name`, created by `init` the first time and checked ever after."
     if type(name) is not str: raise self.error(PathError, f"a parameter name is a string, not {name!r}")
     path, shape = self.path + (name,), _check_shape(self, name, shape)
     dtype = jax.dtypes.canonicalize_dtype(dtype)
@@ -351,16 +367,17 @@ def get_param(self: Module,
         _check_like(self, name, existing.value, shape, dtype)
         return existing.value, params
     if params.is_locked:
-        raise self.error(LockedError, f"tried to create parameter {name!r}, but the params are locked. Run the model "
-                                      f"once on unlocked params to create every parameter before locking, or call "
-                                      f"params.unlocked() to add it on purpose")
+        raise self.error(LockedError, f"tried to create parameter {name!r}, but the params are locked. Run "
+                                      f"the model once on unlocked params to create every parameter before "
+                                      f"locking, or call params.unlocked() to add it on purpose")
     if rng is not None: value = init(rng.init_key(params, path), shape, dtype)
     else:
         try: value = init(None, shape, dtype)
         except Exception as e:
-            raise self.error(RngError, f"the initialiser of {name!r} needs a random key, but no Rng was given; pass "
-                                       f"rng=bx.Rng(graph / 'rng') to the module (and seed it with "
-                                       f"params = rng.seed(params, seed=0))") from e
+            message = (f"the initialiser of {name!r} needs a random key, but no Rng was given; pass "
+                       f"rng=bx.Rng(graph / 'rng') to the module (and seed it with "
+                       f"params = rng.seed(params, seed=0))")
+            raise self.error(RngError, message) from e
     value = _as_value(value)
     _check_like(self, name, value, shape, dtype, what='the initialiser returned')
     return value, params._write(path, Param(value, trainable, _metadata_for(self, name, metadata)), True)
@@ -371,17 +388,17 @@ def set_param(self: Module,
               params: Params,          # the state to write into
               name: str,               # the parameter's name under this module's path
               value,                   # the new value
-              *, trainable: bool | None = None, # flag for a new parameter (default `True`); existing ones keep theirs
-              metadata: Mapping[str, Any] | None = None # metadata for a new parameter
+              *, trainable: bool | None = None, # flag of a new parameter (default `True`); others keep theirs
+              metadata: Mapping[str, Any] | None = None # metadata of a new parameter
              ) -> Params:
-    "New params with `value` at this module's parameter `name`, shape- and dtype-checked against any stored value."
+    "New params with `value` at this module's parameter `name`, checked against any stored value."
     if type(name) is not str: raise self.error(PathError, f"a parameter name is a string, not {name!r}")
     path, value = self.path + (name,), _as_value(value)
     existing = params._get(path)
     if existing is None:
         if params.is_locked:
-            raise self.error(LockedError, f"tried to create parameter {name!r}, but the params are locked; create it "
-                                          f"on unlocked params first, or call params.unlocked()")
+            raise self.error(LockedError, f"tried to create parameter {name!r}, but the params are locked; "
+                                          f"create it on unlocked params first, or call params.unlocked()")
         new = Param(value, True if trainable is None else trainable, _metadata_for(self, name, metadata))
         return params._write(path, new, True)
     _check_like(self, name, value, tuple(existing.value.shape), existing.value.dtype, what='the new value is')
@@ -391,9 +408,9 @@ def set_param(self: Module,
 
 # %% ../nbs/02_graph.ipynb #62e4c07c
 class Rng(Module):
-    "Randomness as state: a seed key and a `uint32` counter in `params`; each call draws `fold_in(seed, counter)`."
+    "Randomness as state: a seed and a `uint32` counter in `params`; a call draws `fold_in(seed, counter)`."
     def __init__(self, graph: Graph,
-                 fold_in_axes: str | Sequence[str] = ()): # named axes whose index is folded into each draw where bound
+                 fold_in_axes: str | Sequence[str] = ()): # named axes whose index is folded into each draw
         if isinstance(fold_in_axes, str): fold_in_axes = (fold_in_axes,)
         self.check(isinstance(fold_in_axes, Sequence) and all(isinstance(a, str) for a in fold_in_axes),
                    f"fold_in_axes is a sequence of axis names, not {fold_in_axes!r}")
@@ -403,7 +420,8 @@ class Rng(Module):
         "`(key, params)`: a fresh key, and params with the counter advanced. Keep the returned params!"
         seed, counter = self._state(params)
         if self.fold_in_axes: self._check_axes()
-        return draw_key(seed, counter, self.fold_in_axes), self.set_param(params, 'counter', counter + jnp.uint32(1))
+        key = draw_key(seed, counter, self.fold_in_axes)
+        return key, self.set_param(params, 'counter', counter + jnp.uint32(1))
 
     def _state(self, params: Params) -> tuple[jax.Array, jax.Array]:
         seed, counter = params.get(self.path + ('seed',)), params.get(self.path + ('counter',))
@@ -417,9 +435,10 @@ class Rng(Module):
         unbound = [a for a in self.fold_in_axes if a not in bound]
         unlisted = [a for a in bound if a not in self.fold_in_axes]
         if unbound and unlisted:
-            raise self.error(RngError, f"fold_in_axes names {unbound}, not bound here, while {unlisted} is bound and "
-                                       f"not folded in, so its lanes would all draw the same numbers. Fix the axis "
-                                       f"name, or add {unlisted} to fold_in_axes")
+            message = (f"fold_in_axes names {unbound}, not bound here, while {unlisted} is bound and not "
+                       f"folded in, so its lanes would all draw the same numbers. Fix the axis name, or add "
+                       f"{unlisted} to fold_in_axes")
+            raise self.error(RngError, message)
 
 # %% ../nbs/02_graph.ipynb #90d0a982
 @patch
@@ -433,7 +452,7 @@ def seed(self: Rng,
 
 @patch
 def init_key(self: Rng, params: Params, path: tuple[str, ...]) -> jax.Array:
-    "The key that initialises the parameter at `path`: from the seed and the path only, never from the counter."
+    "The key that initialises the parameter at `path`: from the seed and the path only, never the counter."
     return init_key(self._state(params)[0], path)
 
 @patch
@@ -472,7 +491,7 @@ def _rows(graph: Graph, params: Params) -> list[tuple]:
 def summary(graph: Graph,   # the model's graph (or any node of it, for part of the model)
             params: Params  # the state to describe: arrays, or the `ShapeDtypeStruct`s of `jax.eval_shape`
            ) -> Summary:
-    "A plain-text table of the parameters under `graph`: path, module, shape, dtype, size, bytes, trainable; with totals."
+    "A plain-text table of the parameters under `graph`: path, module, shape, dtype, size, bytes, trainable."
     header = ('path', 'module', 'shape', 'dtype', 'size', 'bytes', 'trainable')
     table, totals = [], {True: [0, 0], False: [0, 0]}
     for path, kind, p in _rows(graph, params):
@@ -483,11 +502,14 @@ def summary(graph: Graph,   # the model's graph (or any node of it, for part of 
                       _human_bytes(nbytes), 'yes' if p.trainable else 'no'))
     widths = [max([len(h)] + [len(r[i]) for r in table]) for i, h in enumerate(header)]
     right = {4, 5}
-    def fmt(row): return '  '.join(c.rjust(w) if i in right else c.ljust(w) for i, (c, w) in enumerate(zip(row, widths))).rstrip()
+    def fmt(row):
+        cells = (c.rjust(w) if i in right else c.ljust(w) for i, (c, w) in enumerate(zip(row, widths)))
+        return '  '.join(cells).rstrip()
     lines = [fmt(header), fmt(['-' * w for w in widths])] + [fmt(r) for r in table]
     (ts, tb), (fs, fb) = totals[True], totals[False]
     lines.append(f"total: {ts + fs:,} values in {len(table)} arrays, {_human_bytes(tb + fb)} "
-                 f"(trainable {ts:,} values, {_human_bytes(tb)}; non-trainable {fs:,} values, {_human_bytes(fb)})")
+                 f"(trainable {ts:,} values, {_human_bytes(tb)}; "
+                 f"non-trainable {fs:,} values, {_human_bytes(fb)})")
     return Summary('\n'.join(lines))
 
 # %% ../nbs/02_graph.ipynb #7ee2177d

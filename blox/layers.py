@@ -11,63 +11,75 @@ from .params import Metadata, Params, path_str
 from .graph import ConfigError, Graph, InputError, Module, Policy, Rng
 
 # %% auto #0
-__all__ = ['default_kernel_init', 'Layer', 'Linear', 'DenseGeneral', 'Embed']
+__all__ = ['default_kernel_init', 'default_embedding_init', 'Layer', 'Linear', 'DenseGeneral', 'Embed']
 
 # %% ../nbs/03_layers.ipynb #104d1f83
 def _metadata_overrides(module: Module, metadata) -> dict:
     "`{'query/kernel': {...}}` as `{('query', 'kernel'): Metadata}`, checked."
     if metadata is None: return {}
     example = "e.g. metadata={'kernel': {'sharding': ('embed', 'mlp')}}"
-    module.check(isinstance(metadata, Mapping), f"metadata maps parameter paths to dicts, {example}; got {metadata!r}")
+    module.check(isinstance(metadata, Mapping),
+                 f"metadata maps parameter paths to dicts, {example}; got {metadata!r}")
     out = {}
     for key, value in metadata.items():
         path = tuple(key.split('/')) if isinstance(key, str) else key
         module.check(isinstance(path, tuple) and path and all(isinstance(p, str) and p for p in path),
                      f"a metadata key is a parameter path such as 'kernel' or 'query/kernel', not {key!r}")
-        module.check(isinstance(value, Mapping), f"metadata[{key!r}] must be a dict, {example}; got {value!r}")
+        module.check(isinstance(value, Mapping),
+                     f"metadata[{key!r}] must be a dict, {example}; got {value!r}")
         out[path] = Metadata(value)
     return out
 
 def _check_metadata_keys(layer: Module):
-    "Every metadata key of `layer` must name a module below it and, where that module lists them, one of its parameters."
+    "Every metadata key of `layer` must name a module below it and, if it lists them, one of its parameters."
     for key in layer.metadata:
         node = layer.graph
         for part in key[:-1]:
             child = node.children.get(part)
             if child is None:
-                raise layer.error(ConfigError, f"metadata key {path_str(key)!r} names no module: {path_str(node.path)!r} "
-                                               f"has children {list(node.children)}")
+                raise layer.error(ConfigError, f"metadata key {path_str(key)!r} names no module: "
+                                               f"{path_str(node.path)!r} has children {list(node.children)}")
             node = child
         owner = layer if node is layer.graph else node.module
         names = getattr(owner, 'param_names', None)
         if names is not None and key[-1] not in names:
+            where = f"{type(owner).__name__} at {path_str(node.path)!r}"
             raise layer.error(ConfigError, f"metadata key {path_str(key)!r} names no parameter: "
-                                           f"{type(owner).__name__} at {path_str(node.path)!r} has {list(names)}")
+                                           f"{where} has {list(names)}")
 
 # %% ../nbs/03_layers.ipynb #ada15067
 class Layer(Module):
-    "A `Module` with a mixed-precision `policy`, an `rng` for its initialisers, and `metadata` for its parameters."
-    array_inputs = True                       # positional inputs must be arrays (or pytrees of arrays)
-    param_names: tuple[str, ...] | None = None # the parameters it creates (metadata keys are checked against them)
+    "A `Module` with a mixed-precision `policy`, an `rng` for initialisers, `metadata` for its parameters."
+    array_inputs = True                        # positional inputs must be arrays (or pytrees of arrays)
+    param_names: tuple[str, ...] | None = None # the parameters it creates, to check metadata keys against
 
     def __init__(self, graph: Graph, *,
-                 compute_dtype=None,          # dtype of the computation (default: the graph's policy, else promoted inputs)
-                 param_dtype=None,            # dtype parameters are stored in (default: the graph's policy, else float32)
-                 rng: Rng | None = None,      # the `Rng` whose seed initialises random parameters (constant ones need none)
-                 metadata: Mapping | None = None): # parameter metadata by relative path: {'kernel': {'sharding': ...}}
+                 compute_dtype=None,     # dtype of the computation (default: the graph's policy, or promoted)
+                 param_dtype=None,       # dtype of the parameters (default: the graph's policy, or float32)
+                 rng: Rng | None = None, # the `Rng` whose seed initialises random parameters
+                 metadata: Mapping | None = None): # parameter metadata by relative path: {'kernel': {...}}
         self.check(rng is None or isinstance(rng, Rng), f"rng must be a bx.Rng (or None), got {rng!r}")
-        try: self.policy = (graph.policy or Policy()).replace(compute_dtype=compute_dtype, param_dtype=param_dtype)
+        policy = graph.policy or Policy()
+        try: self.policy = policy.replace(compute_dtype=compute_dtype, param_dtype=param_dtype)
         except ConfigError as e: raise self.error(ConfigError, str(e).removeprefix('Policy: ')) from None
         self.rng = rng
         self.metadata = _metadata_overrides(self, metadata)
 
     def _check_built(self): _check_metadata_keys(self)
 
-    def param(self, params: Params, name: str, shape: Sequence[int], init: Callable, *,
-              metadata: Mapping[str, Any] | None = None, trainable: bool = True, dtype=None) -> tuple[jax.Array, Params]:
+    def param(self,
+              params: Params,        # the state
+              name: str,             # the parameter's name under this layer's path
+              shape: Sequence[int],  # its shape
+              init: Callable,        # `init(key, shape, dtype)`
+              *, metadata: Mapping[str, Any] | None = None, # the layer's own metadata for it (overridable)
+              trainable: bool = True, # do gradients flow to it?
+              dtype=None             # its dtype (default: the policy's `param_dtype`)
+             ) -> tuple[jax.Array, Params]:
         "`get_param` in the policy's parameter dtype (or `dtype`), initialised from this layer's `rng`."
-        return self.get_param(params, name, shape, init, dtype=dtype or self.policy.param_dtype, trainable=trainable,
-                              metadata=metadata, rng=self.rng)
+        dtype = dtype or self.policy.param_dtype
+        return self.get_param(params, name, shape, init, dtype=dtype, trainable=trainable, metadata=metadata,
+                              rng=self.rng)
 
 # %% ../nbs/03_layers.ipynb #20ebfc5a
 def _positive_int(x) -> bool:
@@ -83,10 +95,10 @@ def _as_tuple(value) -> tuple:
 
 def _ints(value, n: int, name: str, layer: Layer, *, minimum: int = 0) -> tuple[int, ...]:
     "`value` (an int, or a sequence of `n` ints) as a tuple of `n` ints, each at least `minimum`."
-    out = (value,) * n if isinstance(value, (int, np.integer)) else tuple(value) if isinstance(value, Sequence) else ()
-    layer.check(len(out) == n and all(isinstance(v, (int, np.integer)) and not isinstance(v, bool) and v >= minimum
-                                      for v in out),
-                f"{name} must be an int or {n} ints, each at least {minimum}, got {value!r}")
+    if isinstance(value, (int, np.integer)): out = (value,) * n
+    else: out = tuple(value) if isinstance(value, Sequence) else ()
+    ok = all(isinstance(v, (int, np.integer)) and not isinstance(v, bool) and v >= minimum for v in out)
+    layer.check(len(out) == n and ok, f"{name} must be an int or {n} ints, each >= {minimum}, got {value!r}")
     return tuple(int(v) for v in out)
 
 # %% ../nbs/03_layers.ipynb #cdbd5f9e
@@ -98,14 +110,15 @@ class Linear(Layer):
     def __init__(self, graph: Graph,
                  features: int,                # output size
                  *, use_bias: bool = True,     # add a learned bias?
-                 kernel_init: Callable = default_kernel_init, # initialiser of `kernel` [in, features] (LeCun normal)
-                 bias_init: Callable = jax.nn.initializers.zeros, # initialiser of `bias` [features]
+                 kernel_init: Callable = default_kernel_init, # of `kernel` [in, features]; LeCun normal
+                 bias_init: Callable = jax.nn.initializers.zeros, # of `bias` [features]
                  precision=None,               # `jax.lax.Precision` of the matmul (default: JAX's)
                  compute_dtype=None,           # dtype of the computation (default: the graph's policy)
-                 param_dtype=None,             # dtype of the parameters (default: the graph's policy, else float32)
+                 param_dtype=None,             # dtype of the parameters (default: the policy's, else float32)
                  rng: Rng | None = None,       # initialises `kernel`
                  metadata: Mapping | None = None): # e.g. {'kernel': {'sharding': ('embed', 'mlp')}}
-        super().__init__(graph, compute_dtype=compute_dtype, param_dtype=param_dtype, rng=rng, metadata=metadata)
+        super().__init__(graph, compute_dtype=compute_dtype, param_dtype=param_dtype, rng=rng,
+                         metadata=metadata)
         self.check(_positive_int(features), f"features must be a positive int, got {features!r}")
         self.features, self.use_bias, self.precision = int(features), use_bias, precision
         self.kernel_init, self.bias_init = kernel_init, bias_init
@@ -115,7 +128,7 @@ class Linear(Layer):
                  x: jax.Array    # inputs [..., in]
                 ) -> tuple[jax.Array, Params]:
         "`(x @ kernel + bias, params)`: [..., in] -> [..., features]."
-        if x.ndim < 1: raise self.error(InputError, f"takes [..., features] with at least one axis, got a scalar {x!r}")
+        if x.ndim < 1: raise self.error(InputError, "takes [..., features], at least one axis; got a scalar")
         kernel, params = self.param(params, 'kernel', (x.shape[-1], self.features), self.kernel_init)
         bias = None
         if self.use_bias: bias, params = self.param(params, 'bias', (self.features,), self.bias_init)
@@ -128,19 +141,22 @@ class DenseGeneral(Layer):
     "A dense layer over several axes: contracts input `axis` with a kernel [*in_shape, *features]."
     param_names = ('kernel', 'bias')
     def __init__(self, graph: Graph,
-                 features: int | Sequence[int],    # output shape: an int, or a tuple such as (heads, head_dim)
-                 *, axis: int | Sequence[int] = -1, # the input axes to contract (e.g. (-2, -1) to merge heads)
-                 use_bias: bool = True,            # add a learned bias [*features]?
-                 kernel_init: Callable = default_kernel_init, # initialiser of `kernel`, seen as [prod(in), prod(features)]
-                 bias_init: Callable = jax.nn.initializers.zeros, # initialiser of `bias` [*features]
-                 precision=None,                   # `jax.lax.Precision` of the contraction (default: JAX's)
-                 compute_dtype=None,               # dtype of the computation (default: the graph's policy)
-                 param_dtype=None,                 # dtype of the parameters (default: the graph's policy, else float32)
-                 rng: Rng | None = None,           # initialises `kernel`
+                 features: int | Sequence[int], # output shape: an int, or a tuple such as (heads, head_dim)
+                 *, axis: int | Sequence[int] = -1, # the input axes to contract, e.g. (-2, -1) to merge heads
+                 use_bias: bool = True,         # add a learned bias [*features]?
+                 kernel_init: Callable = default_kernel_init, # of `kernel`, as [prod(in), prod(features)]
+                 bias_init: Callable = jax.nn.initializers.zeros, # of `bias` [*features]
+                 precision=None,                # `jax.lax.Precision` of the contraction (default: JAX's)
+                 compute_dtype=None,            # dtype of the computation (default: the graph's policy)
+                 param_dtype=None,              # dtype of the parameters (default: the policy's or float32)
+                 rng: Rng | None = None,        # initialises `kernel`
                  metadata: Mapping | None = None): # e.g. {'kernel': {'sharding': ('embed', 'heads', None)}}
-        super().__init__(graph, compute_dtype=compute_dtype, param_dtype=param_dtype, rng=rng, metadata=metadata)
-        self.check(isinstance(features, (int, np.integer, Sequence)), f"features must be an int or a tuple, got {features!r}")
-        self.check(isinstance(axis, (int, np.integer, Sequence)), f"axis must be an int or a tuple, got {axis!r}")
+        super().__init__(graph, compute_dtype=compute_dtype, param_dtype=param_dtype, rng=rng,
+                         metadata=metadata)
+        self.check(isinstance(features, (int, np.integer, Sequence)),
+                   f"features must be an int or a tuple, got {features!r}")
+        self.check(isinstance(axis, (int, np.integer, Sequence)),
+                   f"axis must be an int or a tuple, got {axis!r}")
         self.features, self.axis = _as_tuple(features), _as_tuple(axis)
         self.check(len(self.features) > 0 and all(_positive_int(f) for f in self.features),
                    f"features must be a positive int or a tuple of them, got {features!r}")
@@ -167,24 +183,28 @@ class DenseGeneral(Layer):
         bias = None
         if self.use_bias: bias, params = self.param(params, 'bias', self.features, self.bias_init)
         x, kernel, bias = self.policy.cast(x, kernel, bias)
-        y = jax.lax.dot_general(x, kernel, ((axis, tuple(range(len(axis)))), ((), ())), precision=self.precision)
+        contract = (axis, tuple(range(len(axis))))  # x's axes with the kernel's leading ones; no batch axes
+        y = jax.lax.dot_general(x, kernel, (contract, ((), ())), precision=self.precision)
         return self.policy.output(y if bias is None else y + bias), params
 
 # %% ../nbs/03_layers.ipynb #6f13819b
+default_embedding_init = jax.nn.initializers.variance_scaling(1.0, 'fan_in', 'normal', out_axis=0)
+
 class Embed(Layer):
-    "A lookup table: int ids [...] -> [..., features]; `attend` gives tied logits [..., features] -> [..., num_embeddings]."
+    "A lookup table: int ids [...] -> [..., features]; `attend` gives tied logits [..., num_embeddings]."
     param_names = ('embedding',)
     def __init__(self, graph: Graph,
                  num_embeddings: int,   # number of rows: the vocabulary size
                  features: int,         # embedding size
-                 *, embedding_init: Callable = jax.nn.initializers.variance_scaling(1.0, 'fan_in', 'normal', out_axis=0),
-                                        # initialiser of `embedding` [num_embeddings, features] (unit variance)
+                 *, embedding_init: Callable = default_embedding_init, # of `embedding`; unit-variance normal
                  compute_dtype=None,    # dtype of the computation (default: the graph's policy)
                  param_dtype=None,      # dtype of the table (default: the graph's policy, else float32)
                  rng: Rng | None = None, # initialises `embedding`
                  metadata: Mapping | None = None): # e.g. {'embedding': {'sharding': ('vocab', 'embed')}}
-        super().__init__(graph, compute_dtype=compute_dtype, param_dtype=param_dtype, rng=rng, metadata=metadata)
-        self.check(_positive_int(num_embeddings), f"num_embeddings must be a positive int, got {num_embeddings!r}")
+        super().__init__(graph, compute_dtype=compute_dtype, param_dtype=param_dtype, rng=rng,
+                         metadata=metadata)
+        self.check(_positive_int(num_embeddings),
+                   f"num_embeddings must be a positive int, got {num_embeddings!r}")
         self.check(_positive_int(features), f"features must be a positive int, got {features!r}")
         self.num_embeddings, self.features = int(num_embeddings), int(features)
         self.embedding_init = embedding_init
@@ -208,9 +228,10 @@ class Embed(Layer):
                params: Params, # the state
                x: jax.Array    # queries [..., features]
               ) -> tuple[jax.Array, Params]:
-        "Logits `x @ embedding.T`: [..., features] -> [..., num_embeddings], sharing the table with the input embedding."
+        "Tied logits `x @ embedding.T`: [..., features] -> [..., num_embeddings]."
         if x.ndim < 1 or x.shape[-1] != self.features:
-            raise self.error(InputError, f"attend takes [..., {self.features}] (the embedding size), got shape {x.shape}")
+            raise self.error(InputError, f"attend takes [..., {self.features}] (the embedding size), "
+                                         f"got shape {x.shape}")
         table, params = self.table(params)
         x, table = self.policy.cast(x, table)
         return self.policy.output(x @ table.T), params

@@ -26,7 +26,7 @@ class LockStateError(BloxError, ValueError):
     "`Params` with different lock states were merged."
 
 class StructureError(BloxError, ValueError):
-    "Values given to `Params` do not fit its structure: missing, unexpected, mis-shaped or wrongly typed paths."
+    "Values given to `Params` do not fit it: missing, unexpected, mis-shaped or wrongly typed paths."
 
 # %% ../nbs/01_params.ipynb #f42cbbe5
 def patch(f=None, *, as_prop: bool = False, cls_method: bool = False):
@@ -43,7 +43,7 @@ def _name_str(name: str) -> str:
     return name if name and not ('/' in name or "'" in name or '"' in name) else repr(name)
 
 def path_str(path: tuple[str, ...]) -> str:
-    "`('net', 'fc', 'kernel')` as `'net/fc/kernel'`; a name holding `/` or quotes is quoted: `net/'a/b'/kernel`."
+    "`('net', 'fc', 'kernel')` as `'net/fc/kernel'`; a name holding `/` or a quote is quoted: `a/'b/c'`."
     return '/'.join(map(_name_str, path))
 
 def _check_path(path) -> tuple[str, ...]:
@@ -72,7 +72,8 @@ class Metadata(Mapping):
     def __iter__(self): return iter(self._items)
     def __len__(self): return len(self._items)
     def __hash__(self): return self._hash
-    def __eq__(self, other): return self is other or (isinstance(other, Mapping) and dict(self._items) == dict(other))
+    def __eq__(self, other):
+        return self is other or (isinstance(other, Mapping) and dict(self._items) == dict(other))
     def __repr__(self): return repr(self._items)
     def __reduce__(self): return Metadata, (self._items,)
 
@@ -99,7 +100,8 @@ class Param:
     def __setattr__(self, name, _): raise AttributeError("Param is immutable; build a new one with `replace`")
     def replace(self, **changes) -> Param:
         "A copy with some of `value`, `trainable`, `metadata` replaced."
-        return Param(**{'value': self.value, 'trainable': self.trainable, 'metadata': self.metadata, **changes})
+        fields = {'value': self.value, 'trainable': self.trainable, 'metadata': self.metadata}
+        return Param(**{**fields, **changes})
     def __repr__(self):
         meta = f", metadata={self.metadata!r}" if self.metadata else ''
         return f"Param({_array_str(self.value)}, trainable={self.trainable}{meta})"
@@ -139,9 +141,10 @@ class _Table:
         return Param(values[i], self.trainable[i], self.metadata[i])
     def __hash__(self): return self._hash
     def __eq__(self, other):
-        return self is other or (type(other) is _Table and self._hash == other._hash and self.locked == other.locked
-                                 and self.paths == other.paths and self.trainable == other.trainable
-                                 and self.metadata == other.metadata)
+        if self is other: return True
+        return (type(other) is _Table and self._hash == other._hash and self.locked == other.locked
+                and self.paths == other.paths and self.trainable == other.trainable
+                and self.metadata == other.metadata)
     def __repr__(self): return f"_Table({len(self.paths)} paths, locked={self.locked})"
     def __reduce__(self): return _Table, (self.paths, self.trainable, self.metadata, self.locked)
 
@@ -157,14 +160,15 @@ _EMPTY = _Table((), (), (), False)
 
 # %% ../nbs/01_params.ipynb #76b2807d
 class Params:
-    "Every piece of a model's state, keyed by tuple paths: an immutable JAX pytree whose leaves are the arrays."
+    "Every piece of a model's state, keyed by tuple paths: an immutable pytree whose leaves are the arrays."
     __slots__ = ('_table', '_values', '_journal', '_n', '_size', '_locked')
 
     def __init__(self,
-                 entries: Mapping[tuple[str, ...], Any] | None = None, # path -> `Param` (or array, made trainable)
+                 entries: Mapping[tuple[str, ...], Any] | None = None, # path -> `Param`, or array (trainable)
                  *, locked: bool = False): # refuse to create new paths? see `locked`
         if entries is not None and not hasattr(entries, 'items'):
-            raise TypeError(f"Params takes a mapping from paths to Params or arrays, not {type(entries).__name__}")
+            kind = type(entries).__name__
+            raise TypeError(f"Params takes a mapping from paths to Params or arrays, not {kind}")
         rows = [(_check_path(path), Param(_as_value(p.value), p.trainable, p.metadata) if isinstance(p, Param)
                  else Param(_as_value(p))) for path, p in (entries or {}).items()]
         self._set_frozen(*(_make_table(rows, locked) if rows else (_EMPTY.with_lock(locked), ())))
@@ -194,11 +198,14 @@ class Params:
 
     def __repr__(self) -> str:
         items = self.items()
-        head = f"Params({len(items)} array{'' if len(items) == 1 else 's'}{', locked' if self.is_locked else ''}"
+        arrays = f"{len(items)} array{'' if len(items) == 1 else 's'}"
+        head = f"Params({arrays}{', locked' if self.is_locked else ''}"
         if not items: return head + ")"
         width = max(len(path_str(path)) for path, _ in items[:20])
-        lines = [f"  {path_str(path):<{width}}  {_array_str(p.value)}{'' if p.trainable else '  (not trainable)'}"
-                 for path, p in items[:20]]
+        def row(path, p):
+            flag = '' if p.trainable else '  (not trainable)'
+            return f"  {path_str(path):<{width}}  {_array_str(p.value)}{flag}"
+        lines = [row(path, p) for path, p in items[:20]]
         if len(items) > 20: lines.append(f"  ... {len(items) - 20} more")
         return '\n'.join([head + ":"] + lines + [")"])
 
@@ -240,9 +247,9 @@ def set(self: Params,
     value = _as_value(value)
     if old is None:
         if self._locked:
-            raise LockedError(f"cannot create parameter {path_str(path)!r}: params are locked. Locked params only "
-                              f"update existing values; create every parameter first (run the model once on "
-                              f"unlocked params), or call params.unlocked() to add new ones on purpose")
+            raise LockedError(f"cannot create parameter {path_str(path)!r}: params are locked. Locked "
+                              f"params only update existing values; create every parameter first (run the "
+                              f"model once on unlocked params), or call params.unlocked() to add new ones")
         param = Param(value, True if trainable is None else trainable, metadata)
     else:
         param = Param(value, old.trainable if trainable is None else trainable,
@@ -327,10 +334,11 @@ def merge(self: Params,
           other: Params # the params to add; where both have a path, `other` wins
          ) -> Params:
     "One `Params` with the paths of both."
-    if not isinstance(other, Params): raise TypeError(f"can only merge Params with Params, not {type(other).__name__}")
+    if not isinstance(other, Params):
+        raise TypeError(f"can only merge Params with Params, not {type(other).__name__}")
     if self.is_locked != other.is_locked:
         raise LockStateError(f"cannot merge locked with unlocked params (self.is_locked={self.is_locked}, "
-                             f"other.is_locked={other.is_locked}); call .locked() or .unlocked() on one side first")
+                             f"other.is_locked={other.is_locked}); call .locked() or .unlocked() on one side")
     (ta, va), (tb, vb) = self._freeze(), other._freeze()
     if not tb.paths: return self
     if not ta.paths: return other
@@ -361,7 +369,8 @@ def _flat_paths(tree: Mapping, prefix: tuple = ()) -> dict:
     flat = {}
     for key, value in tree.items():
         if not isinstance(key, str):
-            raise PathError(f"nested dict keys must be strings, got {key!r} under {path_str(prefix) or 'the top'!r}")
+            where = path_str(prefix) or 'the top'
+            raise PathError(f"nested dict keys must be strings, got {key!r} under {where!r}")
         if isinstance(value, Mapping): flat.update(_flat_paths(value, prefix + (key,)))
         else: flat[prefix + (key,)] = value
     return flat
@@ -374,19 +383,21 @@ def _trains_by_default(value) -> bool:
 @patch(cls_method=True)
 def from_dict(cls: Params,
               tree: Mapping, # a nested dict of arrays
-              *, trainable: bool | None = None # every value's flag; `None`: floating arrays train, others do not
+              *, trainable: bool | None = None # every value's flag; `None`: floating arrays train, others not
              ) -> Params:
     "New `Params` from a nested dict of arrays."
-    if not isinstance(tree, Mapping): raise TypeError(f"from_dict takes a nested dict, not {type(tree).__name__}")
+    if not isinstance(tree, Mapping):
+        raise TypeError(f"from_dict takes a nested dict, not {type(tree).__name__}")
     flat = {path: _as_value(v) for path, v in _flat_paths(tree).items()}
-    return cls({path: Param(v, _trains_by_default(v) if trainable is None else trainable) for path, v in flat.items()})
+    def flag(v): return _trains_by_default(v) if trainable is None else trainable
+    return cls({path: Param(v, flag(v)) for path, v in flat.items()})
 
 # %% ../nbs/01_params.ipynb #e5ea1a5b
 def _kind_fits(src, dst) -> bool:
     "Can values of dtype `src` be stored as `dst` without losing what they are (a float into an int cannot)?"
     if jnp.issubdtype(dst, jnp.complexfloating): return not jnp.issubdtype(src, jax.dtypes.prng_key)
-    if jnp.issubdtype(dst, jnp.floating): return jnp.issubdtype(src, jnp.floating) or jnp.issubdtype(src, jnp.integer) \
-                                                 or src == jnp.bool_
+    if jnp.issubdtype(dst, jnp.floating):
+        return jnp.issubdtype(src, jnp.floating) or jnp.issubdtype(src, jnp.integer) or src == jnp.bool_
     if jnp.issubdtype(dst, jnp.integer): return jnp.issubdtype(src, jnp.integer) or src == jnp.bool_
     return src == dst
 
@@ -398,7 +409,8 @@ def _cast(value, like):
     return jnp.asarray(value, dtype=like.dtype)
 
 def _dtype_of(value, like):
-    if jnp.issubdtype(like.dtype, jax.dtypes.prng_key) and not hasattr(value, 'dtype'): return np.dtype(np.uint32)
+    is_key = jnp.issubdtype(like.dtype, jax.dtypes.prng_key)
+    if is_key and not hasattr(value, 'dtype'): return np.dtype(np.uint32)  # raw key data, e.g. from a list
     dtype = getattr(value, 'dtype', None)
     return np.asarray(value).dtype if dtype is None else dtype
 
@@ -411,16 +423,16 @@ def _fits(value, like) -> bool:
 def _key_shape(value, like) -> tuple:
     "The shape `value` has as a parameter like `like`: raw key data loses its trailing key-data axis."
     shape = tuple(np.shape(value))
-    if jnp.issubdtype(like.dtype, jax.dtypes.prng_key) and not jnp.issubdtype(_dtype_of(value, like), jax.dtypes.prng_key):
-        return shape[:-1]
+    key_param = jnp.issubdtype(like.dtype, jax.dtypes.prng_key)
+    if key_param and not jnp.issubdtype(_dtype_of(value, like), jax.dtypes.prng_key): return shape[:-1]
     return shape
 
 @patch
 def update(self: Params,
            tree: Mapping,          # a nested dict of arrays (or `Params`), e.g. weights from another library
-           *, strict: bool = True  # require exactly the same paths? If not, missing keep their values, unexpected are ignored
+           *, strict: bool = True  # same paths exactly? If not, missing keep their values, extra are ignored
           ) -> Params:
-    "New `Params` with values from `tree`, cast to each parameter's dtype; paths, shapes and dtypes are checked."
+    "New `Params` with values from `tree`, cast to each parameter's dtype; paths, shapes and dtypes checked."
     incoming = {path: p.value for path, p in tree.items()} if isinstance(tree, Params) else _flat_paths(tree)
     table, values = self._freeze()
     index = table.index
@@ -433,12 +445,14 @@ def update(self: Params,
     if misshaped or mistyped or (strict and (missing or unexpected)):
         count = f"{len(incoming)} value{'' if len(incoming) == 1 else 's'}"
         lines = [f"cannot load {count} into params with {len(table.paths)} paths:"]
-        if strict and missing: lines.append("  missing (in params, not given): " + ', '.join(map(path_str, missing)))
+        if strict and missing:
+            lines.append("  missing (in params, not given): " + ', '.join(map(path_str, missing)))
         if strict and unexpected:
             lines.append("  unexpected (given, not in params): " + ', '.join(map(path_str, unexpected)))
-        lines += [f"  mis-shaped: {path_str(path)} is {want} in params but {got} given" for path, want, got in misshaped]
-        lines += [f"  mis-typed: {path_str(path)} is {want} in params but {got} given, which would not convert "
-                  f"without losing information" for path, want, got in mistyped]
+        lines += [f"  mis-shaped: {path_str(path)} is {want} in params but {got} given"
+                  for path, want, got in misshaped]
+        lines += [f"  mis-typed: {path_str(path)} is {want} in params but {got} given, which would not "
+                  f"convert without losing information" for path, want, got in mistyped]
         if not (misshaped or mistyped):
             lines.append("Pass strict=False to keep the values of missing paths and ignore unexpected ones.")
         raise StructureError('\n'.join(lines))
@@ -471,7 +485,8 @@ def _freeze(self: Params) -> tuple[_Table, tuple]:
     if self._table is not None: return self._table, self._values
     journal = self._journal
     with journal.lock:
-        changes = journal.latest.copy() if self._n == len(journal.entries) else dict(journal.entries[:self._n])
+        tip = self._n == len(journal.entries)
+        changes = journal.latest.copy() if tip else dict(journal.entries[:self._n])
     base = journal.table
     index, values = base.index, list(journal.values)
     trainable, metadata, added, flags_changed = list(base.trainable), list(base.metadata), [], False
@@ -486,7 +501,8 @@ def _freeze(self: Params) -> tuple[_Table, tuple]:
     if added:
         rows = [(path, Param(v, t, m)) for path, v, t, m in zip(base.paths, values, trainable, metadata)]
         table, values = _make_table(rows + added, self._locked)
-    elif flags_changed: table = _Table(base.paths, tuple(trainable), tuple(metadata), self._locked, base._index)
+    elif flags_changed:
+        table = _Table(base.paths, tuple(trainable), tuple(metadata), self._locked, base._index)
     else: table = base.with_lock(self._locked)
     self._table, self._values = table, tuple(values)
     return self._table, self._values
@@ -511,8 +527,8 @@ def _write(self: Params, path: tuple[str, ...], param: Param, is_new: bool) -> P
     journal = self._journal
     if journal is not None:
         with journal.lock:
-            # Append in place only on the tip, and only while the journal is under ~2x the params, so a
-            # counter advanced forever keeps memory bounded; the +64 keeps tiny params from restarting constantly.
+            # Append in place only on the tip, and while the journal is under ~2x the params, so a counter
+            # advanced forever keeps memory bounded; the +64 keeps tiny params from restarting constantly.
             if self._n == len(journal.entries) and self._n < 2 * self._size + 64:
                 return self._append(journal, path, param, is_new)
     journal = _Journal(*self._freeze())

@@ -14,11 +14,11 @@ __all__ = []
 # %% ../nbs/00_rng.ipynb #71ea1c95
 def as_key(seed) -> jax.Array:
     "A typed PRNG key from an integer (Python or traced), a typed key, or legacy `uint32[2]` key data."
-    if isinstance(seed, (jax.Array, np.ndarray, jax.ShapeDtypeStruct)) and jnp.issubdtype(seed.dtype, jax.dtypes.prng_key):
-        return seed
+    is_array = isinstance(seed, (jax.Array, np.ndarray, jax.ShapeDtypeStruct))
+    if is_array and jnp.issubdtype(seed.dtype, jax.dtypes.prng_key): return seed
     arr = jnp.asarray(seed)
     if arr.dtype == jnp.uint32 and arr.shape == (2,): return jax.random.wrap_key_data(arr)
-    if arr.shape == () and jnp.issubdtype(arr.dtype, jnp.integer) and arr.dtype != jnp.bool_: return jax.random.key(arr)
+    if arr.shape == () and jnp.issubdtype(arr.dtype, jnp.integer): return jax.random.key(arr)
     raise TypeError(f"a seed must be an integer or a PRNG key, not {type(seed).__name__} "
                     f"with dtype {arr.dtype} and shape {arr.shape}; pass e.g. seed=0 or jax.random.key(0)")
 
@@ -27,7 +27,7 @@ def draw_key(seed,                           # the stored seed: a typed key (or 
              counter,                        # how many draws came before this one (`uint32`)
              fold_in_axes: Sequence[str] = ()  # named axes whose index is folded in where bound
             ) -> jax.Array:
-    "The key of draw number `counter`: `fold_in(seed, counter)`, then the index along each bound axis of `fold_in_axes`."
+    "The key of draw number `counter`: `fold_in(seed, counter)`, then the index of each bound `fold_in_axes`."
     key = jax.random.fold_in(as_key(seed), counter)
     for name in fold_in_axes:
         if (index := bound_axis_index(name)) is not None: key = jax.random.fold_in(key, index)
@@ -60,7 +60,7 @@ def init_key(seed, # the stored seed: a typed key (or anything `as_key` takes)
 
 # %% ../nbs/00_rng.ipynb #6164b0e2
 def bound_axis_index(name: str) -> jax.Array | None:
-    "`jax.lax.axis_index(name)` where the named axis is bound (a named `vmap`, a `shard_map` mesh axis), else `None`."
+    "`jax.lax.axis_index(name)` where that axis is bound (by a named `vmap` or a `shard_map`), else `None`."
     try: return jax.lax.axis_index(name)
     except NameError: return None
 
