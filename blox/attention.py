@@ -5,8 +5,8 @@
 # %% ../nbs/03c_attention.ipynb #c9569ab2
 from __future__ import annotations
 from typing import Callable, Mapping
-import jax, jax.numpy as jnp
-from .params import Params, path_str
+import jax, jax.numpy as jnp, numpy as np
+from .params import Params, patch
 from .graph import Graph, InputError, Rng
 from .layers import DenseGeneral, Layer, _positive_int, default_kernel_init
 from .norm import LayerNorm, RMSNorm
@@ -15,31 +15,43 @@ from .norm import LayerNorm, RMSNorm
 __all__ = ['sinusoidal_embedding', 'SinusoidalEmbedding', 'apply_rotary', 'MultiHeadAttention']
 
 # %% ../nbs/03c_attention.ipynb #70e71a50
-def sinusoidal_embedding(positions: jax.Array,          # positions, any shape [...]
-                         features: int,                 # embedding size (even)
+def sinusoidal_embedding(positions: jax.Array,            # positions, any shape [...]
+                         features: int,                   # embedding size (even)
                          max_wavelength: float = 10_000.0 # the longest wavelength
                         ) -> jax.Array:
     "Fixed position embeddings [..., features]: sines of `positions * freqs`, then cosines."
-    if features % 2: raise ValueError(f"sinusoidal embeddings need an even number of features, got {features}")
+    if not _positive_int(features) or features % 2:
+        raise ValueError(f"sinusoidal embeddings need an even, positive number of features, got {features!r}")
     half = features // 2
     freqs = max_wavelength ** (-jnp.arange(half, dtype=jnp.float32) / half)
     angles = jnp.asarray(positions, jnp.float32)[..., None] * freqs
     return jnp.concatenate([jnp.sin(angles), jnp.cos(angles)], axis=-1)
 
 class SinusoidalEmbedding(Layer):
-    "Adds sinusoidal position embeddings to a sequence: [batch, time, features] -> same."
-    def __init__(self, graph: Graph, *, max_wavelength: float = 10_000.0):
+    "Adds sinusoidal position embeddings to a sequence: [..., time, features] -> same."
+    param_names = ()
+    def __init__(self, graph: Graph,
+                 *, max_wavelength: float = 10_000.0): # the longest wavelength
         super().__init__(graph)
+        self.check(max_wavelength > 0, f"max_wavelength must be positive, got {max_wavelength!r}")
         self.max_wavelength = max_wavelength
-    def __call__(self, params: Params, x: jax.Array, *, positions: jax.Array | None = None) -> tuple[jax.Array, Params]:
-        if x.shape[-1] % 2: raise InputError(f"SinusoidalEmbedding at {path_str(self.path)!r} needs an even feature size, got {x.shape[-1]}")
+
+    def __call__(self,
+                 params: Params,                     # passed through: the layer has no parameters
+                 x: jax.Array,                       # a sequence [..., time, features], features even
+                 *, positions: jax.Array | None = None # positions [time] or [..., time] (default: 0, 1, ...)
+                ) -> tuple[jax.Array, Params]:
+        "`(x + embeddings, params)`."
+        if x.ndim < 2 or x.shape[-1] % 2:
+            raise self.error(InputError, f"takes [..., time, features] with an even number of features, "
+                                         f"got shape {x.shape}")
         positions = jnp.arange(x.shape[-2]) if positions is None else positions
         return x + sinusoidal_embedding(positions, x.shape[-1], self.max_wavelength).astype(x.dtype), params
 
 # %% ../nbs/03c_attention.ipynb #acd4e202
-def apply_rotary(x: jax.Array,                 # queries or keys [..., time, heads, head_dim] (head_dim even)
-                 positions: jax.Array,         # positions [time] or [batch, time]
-                 max_wavelength: float = 10_000.0
+def apply_rotary(x: jax.Array,                   # queries or keys [..., time, heads, head_dim], head_dim even
+                 positions: jax.Array,           # positions [time] or [batch, time]
+                 max_wavelength: float = 10_000.0 # the longest wavelength
                 ) -> jax.Array:
     "Rotate each (x[i], x[i + head_dim/2]) pair by `positions * freqs[i]`, computed in float32."
     half = x.shape[-1] // 2
@@ -52,144 +64,216 @@ def apply_rotary(x: jax.Array,                 # queries or keys [..., time, hea
     return jnp.concatenate([x1 * cos - x2 * sin, x2 * cos + x1 * sin], axis=-1).astype(x.dtype)
 
 # %% ../nbs/03c_attention.ipynb #73159e3c
+_CACHE = ('cache_key', 'cache_value', 'cache_index')
+
 class MultiHeadAttention(Layer):
     "Multi-head attention: [batch, time, in] (and context [batch, kv_time, kv_in]) -> [batch, time, features]."
+    param_names = _CACHE  # its own; the weights belong to its query, key, value, out (and norm) children
     def __init__(self, graph: Graph,
                  num_heads: int,                     # query heads
                  head_dim: int,                      # size of each head
-                 *, num_kv_heads: int | None = None, # key/value heads, dividing num_heads (default: num_heads)
+                 *, num_kv_heads: int | None = None, # key/value heads, dividing num_heads (default: all)
                  features: int | None = None,        # output size (default: num_heads * head_dim)
-                 use_bias: bool = True,
-                 qk_norm: str | None = None,         # None, 'rms' or 'layer': normalise queries and keys per head
+                 use_bias: bool = True,              # biases in the four projections?
+                 qk_norm: str | None = None,         # None, 'rms' or 'layer': normalise q and k per head
                  rotary: bool = False,               # rotate queries and keys by their positions (RoPE)
-                 rotary_max_wavelength: float = 10_000.0,
-                 kernel_init: Callable = default_kernel_init, bias_init: Callable = jax.nn.initializers.zeros,
-                 implementation: str | None = None,  # passed to jax.nn.dot_product_attention ('xla', 'cudnn', None)
-                 precision=None, compute_dtype=None, param_dtype=None, rng: Rng | None = None,
+                 rotary_max_wavelength: float = 10_000.0, # the longest rotary wavelength
+                 kernel_init: Callable = default_kernel_init, # of the four kernels (LeCun normal over fan-in)
+                 bias_init: Callable = jax.nn.initializers.zeros, # of the four biases
+                 implementation: str | None = None,  # for jax.nn.dot_product_attention: 'xla', 'cudnn', None
+                 precision=None,                     # `jax.lax.Precision` of the projections (default: JAX's)
+                 compute_dtype=None,                 # dtype of the computation (default: the graph's policy)
+                 param_dtype=None,                   # dtype of the weights (default: the policy's or float32)
+                 rng: Rng | None = None,             # initialises the kernels
                  metadata: Mapping | None = None):   # e.g. {'query/kernel': {'sharding': ('embed', 'heads', None)}}
-        super().__init__(graph, compute_dtype=compute_dtype, param_dtype=param_dtype, rng=rng, metadata=metadata)
+        super().__init__(graph, compute_dtype=compute_dtype, param_dtype=param_dtype, rng=rng,
+                         metadata=metadata)
         num_kv_heads = num_heads if num_kv_heads is None else num_kv_heads
+        features = num_heads * head_dim if features is None else features
         self.check(_positive_int(num_heads), f"num_heads must be a positive int, got {num_heads!r}")
         self.check(_positive_int(head_dim), f"head_dim must be a positive int, got {head_dim!r}")
         self.check(_positive_int(num_kv_heads) and num_heads % num_kv_heads == 0,
                    f"num_kv_heads ({num_kv_heads}) must be a positive int dividing num_heads ({num_heads})")
-        self.check(qk_norm in (None, 'rms', 'layer'), f"qk_norm must be None, 'rms' or 'layer', got {qk_norm!r}")
-        self.check(not rotary or head_dim % 2 == 0, f"rotary embeddings need an even head_dim, got {head_dim}")
-        self.num_heads, self.head_dim, self.num_kv_heads = int(num_heads), int(head_dim), int(num_kv_heads)
-        self.features = num_heads * head_dim if features is None else features
-        self.check(_positive_int(self.features), f"features must be a positive int, got {features!r}")
-        self.rotary, self.rotary_max_wavelength, self.implementation = rotary, rotary_max_wavelength, implementation
+        self.check(_positive_int(features), f"features must be a positive int, got {features!r}")
+        self.check(qk_norm in (None, 'rms', 'layer'),
+                   f"qk_norm must be None, 'rms' or 'layer', got {qk_norm!r}")
+        self.check(not rotary or head_dim % 2 == 0,
+                   f"rotary embeddings need an even head_dim, got {head_dim}")
+        self.num_heads, self.num_kv_heads = int(num_heads), int(num_kv_heads)
+        self.head_dim, self.features = int(head_dim), int(features)
+        self.rotary, self.rotary_max_wavelength = rotary, rotary_max_wavelength
+        self.implementation = implementation
         dense = dict(use_bias=use_bias, kernel_init=kernel_init, bias_init=bias_init, precision=precision,
                      compute_dtype=compute_dtype, param_dtype=param_dtype, rng=rng)
         self.query = DenseGeneral(graph / 'query', (num_heads, head_dim), **dense)
         self.key = DenseGeneral(graph / 'key', (num_kv_heads, head_dim), **dense)
         self.value = DenseGeneral(graph / 'value', (num_kv_heads, head_dim), **dense)
-        self.out = DenseGeneral(graph / 'out', self.features, axis=(-2, -1), **dense)
-        norm = {'rms': lambda node: RMSNorm(node, compute_dtype=compute_dtype, param_dtype=param_dtype),
-                'layer': lambda node: LayerNorm(node, use_bias=False, compute_dtype=compute_dtype, param_dtype=param_dtype)}.get(qk_norm)
-        self.query_norm = norm(graph / 'query_norm') if norm else None
-        self.key_norm = norm(graph / 'key_norm') if norm else None
+        self.out = DenseGeneral(graph / 'out', features, axis=(-2, -1), **dense)  # merges [heads, head_dim]
+        self.query_norm = self.key_norm = None
+        if qk_norm is not None:
+            norm = dict(compute_dtype=compute_dtype, param_dtype=param_dtype)
+            make = (lambda node: RMSNorm(node, **norm)) if qk_norm == 'rms' else \
+                   (lambda node: LayerNorm(node, use_bias=False, **norm))
+            self.query_norm, self.key_norm = make(graph / 'query_norm'), make(graph / 'key_norm')
 
 # %% ../nbs/03c_attention.ipynb #eaa3c33b
-_CACHE = ('cache_key', 'cache_value', 'cache_index')
-
-def _init_cache(self: MultiHeadAttention, params: Params, batch_size: int, max_length: int, *, dtype=jnp.float32) -> Params:
-    "Params with an empty KV cache for `batch_size` sequences of up to `max_length` tokens (lock state kept)."
-    self.check(_positive_int(batch_size) and _positive_int(max_length), "batch_size and max_length must be positive ints")
+@patch
+def init_cache(self: MultiHeadAttention,
+               params: Params,      # the params to add the cache to (locked or not)
+               batch_size: int,     # how many sequences are decoded together
+               max_length: int,     # the most positions each sequence can hold
+               *, dtype=jnp.float32 # dtype of the cached keys and values
+              ) -> Params:
+    "Params with an empty KV cache for `batch_size` sequences of up to `max_length` positions each."
+    if not (_positive_int(batch_size) and _positive_int(max_length)):
+        raise self.error(InputError, f"init_cache needs positive ints, got batch_size={batch_size!r} and "
+                                     f"max_length={max_length!r}")
     locked, shape = params.is_locked, (batch_size, max_length, self.num_kv_heads, self.head_dim)
-    params = params.unlocked()
+    params = params.unlocked()  # adding a cache is an explicit request for new state
     params = self.set_param(params, 'cache_key', jnp.zeros(shape, dtype), trainable=False)
     params = self.set_param(params, 'cache_value', jnp.zeros(shape, dtype), trainable=False)
-    params = self.set_param(params, 'cache_index', jnp.zeros((), jnp.int32), trainable=False)
+    params = self.set_param(params, 'cache_index', jnp.zeros((batch_size,), jnp.int32), trainable=False)
     return params.locked() if locked else params
 
-MultiHeadAttention.init_cache = _init_cache
-
 # %% ../nbs/03c_attention.ipynb #016a0980
-def _overflow_error(path: str, index, new: int, max_length: int) -> InputError:
-    return InputError(f"MultiHeadAttention at {path!r}: decoding past the cache: {int(index)} positions filled, "
-                      f"{new} more do not fit in max_length={max_length}; call init_cache with a larger max_length")
+def _concrete(x):
+    "`x` as a NumPy array if its value is known now (outside `jit`), else `None`."
+    try: return np.asarray(x)
+    except (jax.errors.ConcretizationTypeError, jax.errors.TracerArrayConversionError): return None
 
-def _check_room(self: MultiHeadAttention, index, new: int, max_length: int):
-    if new > max_length: raise _overflow_error(path_str(self.path), 0, new, max_length)
-    path = path_str(self.path)
-    try: filled = int(index)
-    except (jax.errors.ConcretizationTypeError, jax.errors.TracerIntegerConversionError):
-        def check(i):
-            if int(i) + new > max_length: raise _overflow_error(path, i, new, max_length)
-        jax.debug.callback(check, index)
-        return
-    if filled + new > max_length: raise _overflow_error(path, filled, new, max_length)
+@patch
+def _check_room(self: MultiHeadAttention, index: jax.Array, new: int, max_length: int):
+    "Every sequence must have room for `new` more positions: checked now if `index` is known, else later."
+    def message(filled): return (f"decoding past the cache: {filled} positions filled, {new} more "
+                                 f"{'does' if new == 1 else 'do'} not fit in max_length={max_length}; "
+                                 f"call init_cache with a larger max_length")
+    def check(index):
+        if int(np.max(index)) + new > max_length: raise self.error(InputError, message(int(np.max(index))))
+    if new > max_length: raise self.error(InputError, message(0))
+    known = _concrete(index)
+    if known is None: jax.debug.callback(check, index)  # under jit: raised when the step runs
+    else: check(known)
 
-def _decode_step(self: MultiHeadAttention, params: Params, k: jax.Array, v: jax.Array):
-    "Write `k`, `v` [batch, new, kv_heads, head_dim] into the cache; return all keys, values, the first new position, params."
-    cache = [params.get(self.path + (name,)) for name in _CACHE]
-    if any(c is None for c in cache):
-        raise InputError(f"MultiHeadAttention at {path_str(self.path)!r}: decode=True needs a KV cache; create one with "
-                         f"params = attention.init_cache(params, batch_size, max_length)")
-    cache_k, cache_v, index = (c.value for c in cache)
-    if cache_k.shape[0] != k.shape[0]:
-        raise InputError(f"MultiHeadAttention at {path_str(self.path)!r}: the cache holds {cache_k.shape[0]} sequences "
-                         f"but the input has batch size {k.shape[0]}; call init_cache with batch_size={k.shape[0]}")
-    _check_room(self, index, k.shape[1], cache_k.shape[1])
-    start = (0, index, 0, 0)
-    cache_k = jax.lax.dynamic_update_slice(cache_k, k.astype(cache_k.dtype), start)
-    cache_v = jax.lax.dynamic_update_slice(cache_v, v.astype(cache_v.dtype), start)
+@patch
+def _cache_index(self: MultiHeadAttention, params: Params, batch: int) -> jax.Array:
+    "The cache's `cache_index` [batch], checked to exist and to hold `batch` sequences."
+    if any(self.path + (name,) not in params for name in _CACHE):
+        raise self.error(InputError, "decode=True needs a KV cache; create one with "
+                                     "params = attention.init_cache(params, batch_size, max_length)")
+    index = params[self.path + ('cache_index',)].value
+    if index.shape != (batch,):
+        held = index.shape[0] if index.ndim else 'no'
+        raise self.error(InputError, f"the cache holds {held} sequences but the input has batch size "
+                                     f"{batch}; call init_cache with batch_size={batch}")
+    return index
+
+@patch
+def _decode_step(self: MultiHeadAttention, params: Params, k: jax.Array, v: jax.Array, lengths):
+    "Write `k`, `v` [batch, new, kv_heads, head_dim] at each sequence's index; all keys, values, the index."
+    batch, new = k.shape[:2]
+    index = self._cache_index(params, batch)
+    cache_k, cache_v = (params[self.path + (name,)].value for name in _CACHE[:2])
+    self._check_room(index, new, cache_k.shape[1])
+    write = jax.vmap(lambda cache, update, i: jax.lax.dynamic_update_slice(cache, update, (i, 0, 0)))
+    cache_k = write(cache_k, k.astype(cache_k.dtype), index)  # row b at index[b], ..., index[b] + new - 1
+    cache_v = write(cache_v, v.astype(cache_v.dtype), index)
     params = self.set_param(params, 'cache_key', cache_k)
     params = self.set_param(params, 'cache_value', cache_v)
-    params = self.set_param(params, 'cache_index', index + k.shape[1])
+    advance = jnp.full((batch,), new, jnp.int32) if lengths is None else lengths.astype(jnp.int32)
+    params = self.set_param(params, 'cache_index', index + advance)
     return cache_k, cache_v, index, params
 
 # %% ../nbs/03c_attention.ipynb #67bc456a
+@patch
 def _padding_mask(self: MultiHeadAttention, mask, batch: int, time: int, kv_time: int):
+    "The user's mask as [batch, 1 | heads, 1 | time, kv_time], checked."
     if mask is None: return None
-    mask = jnp.asarray(mask, bool)
-    if mask.ndim == 2: mask = mask[:, None, None, :]
-    if mask.ndim != 4 or mask.shape[-1] not in (1, kv_time):
-        raise InputError(f"MultiHeadAttention at {path_str(self.path)!r}: mask must be [batch, kv_time] or broadcastable "
-                         f"to [batch, heads, time, kv_time] = {(batch, self.num_heads, time, kv_time)}, got {mask.shape}")
+    mask = jnp.asarray(mask)
+    if not (mask.dtype == jnp.bool_ or jnp.issubdtype(mask.dtype, jnp.integer)):
+        raise self.error(InputError, f"mask is boolean (True = attend), not {mask.dtype}; for an additive "
+                                     f"bias, use jax.nn.dot_product_attention(bias=...) directly")
+    mask = mask.astype(bool)
+    if mask.ndim == 2: mask = mask[:, None, None, :]  # a padding mask over the keys
+    want = (batch, self.num_heads, time, kv_time)
+    if mask.ndim != 4 or any(m not in (1, w) for m, w in zip(mask.shape, want)):
+        raise self.error(InputError, f"mask must be [batch, kv_time] = {(batch, kv_time)} or broadcastable "
+                                     f"to [batch, heads, time, kv_time] = {want}, got {mask.shape}")
     return mask
 
-def _call(self: MultiHeadAttention, params: Params, x: jax.Array, context: jax.Array | None = None, *,
-          mask: jax.Array | None = None,       # padding mask [batch, kv_time] (True = attend) or [batch, heads, time, kv_time]
-          is_causal: bool = False,             # position t attends to positions <= t only
-          decode: bool = False,                # use and extend the KV cache (self-attention, one or more new tokens)
-          positions: jax.Array | None = None   # positions for rotary embeddings (default: 0.., or the cache index..)
-         ) -> tuple[jax.Array, Params]:
+def _causal(time: int, kv_time: int) -> jax.Array:
+    "[time, kv_time]: query i sees keys up to i + kv_time - time (the ends aligned)."
+    return jnp.tril(jnp.ones((time, kv_time), bool), k=kv_time - time)
+
+def _decode_visible(start: jax.Array, time: int, kv_time: int) -> jax.Array:
+    "[batch, 1, time, kv_time]: query t of sequence b, at position start[b] + t, sees positions up to it."
+    query_pos = start[:, None] + jnp.arange(time)                       # [batch, time]
+    return (jnp.arange(kv_time)[None, None, :] <= query_pos[:, :, None])[:, None]
+
+# %% ../nbs/03c_attention.ipynb #d8d6a427
+@patch
+def _check_options(self: MultiHeadAttention, x, context, positions, lengths, decode: bool):
+    "Every input and option of a call, checked before any work."
+    if x.ndim != 3: raise self.error(InputError, f"takes x as [batch, time, features], got shape {x.shape}")
+    batch, time = x.shape[:2]
+    if context is not None:
+        if decode: raise self.error(InputError, "decode=True is for self-attention; do not pass context")
+        if context.ndim != 3 or context.shape[0] != batch:
+            raise self.error(InputError, f"context must be [batch, kv_time, features] with batch {batch}, "
+                                         f"got shape {context.shape}")
+    if positions is not None and jnp.shape(positions) not in ((time,), (batch, time)):
+        raise self.error(InputError, f"positions must be [time] = {(time,)} or [batch, time] = "
+                                     f"{(batch, time)}, got shape {jnp.shape(positions)}")
+    if lengths is None: return
+    if not decode: raise self.error(InputError, "lengths says how many new tokens are real when decoding; "
+                                                "pass it with decode=True (or use mask)")
+    lengths = jnp.asarray(lengths)
+    if lengths.shape != (batch,) or not jnp.issubdtype(lengths.dtype, jnp.integer):
+        raise self.error(InputError, f"lengths must be integers [batch] = {(batch,)}, got "
+                                     f"{lengths.dtype}{list(lengths.shape)}")
+    known = _concrete(lengths)
+    if known is not None and ((known < 0) | (known > time)).any():
+        raise self.error(InputError, f"lengths must be in [0, {time}] (the new tokens per row), got {known}")
+
+@patch
+def __call__(self: MultiHeadAttention,
+             params: Params,                    # the weights (and the cache, when decoding)
+             x: jax.Array,                      # queries' inputs [batch, time, features]
+             context: jax.Array | None = None,  # keys' and values' inputs [batch, kv_time, kv_in] (default x)
+             *, mask: jax.Array | None = None,  # True = attend: [batch, kv_time], [batch, heads, time, kv_time]
+             is_causal: bool = False,           # query t sees keys <= t only (ends aligned if lengths differ)
+             decode: bool = False,              # use and extend the KV cache (self-attention)
+             positions: jax.Array | None = None, # rotary positions [time] or [batch, time] (default: 0, 1, ...)
+             lengths: jax.Array | None = None   # with decode: real new tokens per row [batch] (default: all)
+            ) -> tuple[jax.Array, Params]:
     "Attend from `x` to `context` (default: `x`): [batch, time, in] -> [batch, time, features]."
-    if x.ndim != 3: raise InputError(f"MultiHeadAttention at {path_str(self.path)!r} takes [batch, time, features], got shape {x.shape}")
-    if decode and context is not None:
-        raise InputError(f"MultiHeadAttention at {path_str(self.path)!r}: decode=True is for self-attention; do not pass context")
+    is_causal, decode = self.flag('is_causal', is_causal), self.flag('decode', decode)
+    self._check_options(x, context, positions, lengths, decode)
+    batch, time = x.shape[:2]
+    q, params = self.query(params, x)                                    # [batch, time, heads, head_dim]
     source = x if context is None else context
-    q, params = self.query(params, x)
-    k, params = self.key(params, source)
+    k, params = self.key(params, source)                                # [batch, kv_time, kv_heads, head_dim]
     v, params = self.value(params, source)
     if self.query_norm is not None:
         q, params = self.query_norm(params, q)
         k, params = self.key_norm(params, k)
-    batch, time = x.shape[:2]
-    start = 0
-    if decode:
-        index = params.get(self.path + ('cache_index',))
-        start = 0 if index is None else index.value
+    if decode:  # positions continue each sequence's cache
+        start = self._cache_index(params, batch)
+        default_positions = start[:, None] + jnp.arange(time)           # [batch, time]
+    else: default_positions = jnp.arange(time)
     if self.rotary:
-        pos = start + jnp.arange(time) if positions is None else positions
+        pos = default_positions if positions is None else positions
         q = apply_rotary(q, pos, self.rotary_max_wavelength)
         k = apply_rotary(k, pos, self.rotary_max_wavelength)
-    if decode:
-        k, v, start, params = _decode_step(self, params, k, v)
-    kv_time = k.shape[1]
-    mask = _padding_mask(self, mask, batch, time, kv_time)
-    causal_flag = is_causal and not decode and mask is None and time == kv_time
-    if decode:  # filled positions only, and causal among the new tokens
-        key_pos, query_pos = jnp.arange(kv_time), start + jnp.arange(time)
-        visible = (key_pos[None, :] <= query_pos[:, None])[None, None]
-        mask = visible if mask is None else mask & visible
-    elif is_causal and not causal_flag:
-        visible = jnp.tril(jnp.ones((time, kv_time), bool), k=kv_time - time)[None, None]
-        mask = visible if mask is None else mask & visible
+    if decode: k, v, start, params = self._decode_step(params, k, v, lengths)  # k, v: the whole cache
+    kv_time = k.shape[1]                               # max_length when decoding, else the context's length
+    mask = self._padding_mask(mask, batch, time, kv_time)  # None, or [batch, 1 | heads, 1 | time, kv_time]
+    # With no other mask and equal lengths, JAX's own is_causal lets a fused kernel skip the masked half.
+    use_flag = is_causal and not decode and mask is None and time == kv_time
+    if decode: visible = _decode_visible(start, time, kv_time)  # the filled positions, causally
+    elif is_causal and not use_flag: visible = _causal(time, kv_time)[None, None]
+    else: visible = None
+    if visible is not None: mask = visible if mask is None else mask & visible
     q, k, v = self.policy.cast(q, k, v)
-    y = jax.nn.dot_product_attention(q, k, v, mask=mask, is_causal=causal_flag, implementation=self.implementation)
-    return self.out(params, y)
-
-MultiHeadAttention.__call__ = _call
+    y = jax.nn.dot_product_attention(q, k, v, mask=mask, is_causal=use_flag,
+                                     implementation=self.implementation)
+    return self.out(params, y)                           # merge the heads: [batch, time, features]
