@@ -2,7 +2,7 @@
 
 `python tools/docs_report.py` prints both (it runs `nbdev_proc_nbs` with a stub Quarto first, as the docs build does).
 tests/test_repo.py uses `undocumented()` to keep every public method and every layer's `__call__` in the docs."""
-import dataclasses, inspect, json, os, re, stat, subprocess, sys, tempfile
+import dataclasses, inspect, json, os, re, shutil, stat, subprocess, sys, tempfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -45,8 +45,12 @@ def proc_nbs() -> Path:
     stub.write_text('#!/bin/sh\necho 1.6.0\nexit 0\n')
     stub.chmod(stub.stat().st_mode | stat.S_IEXEC)
     env = {**os.environ, 'PATH': f"{stub_dir}{os.pathsep}{os.environ['PATH']}"}
-    subprocess.run([str(Path(sys.executable).parent / 'nbdev_proc_nbs')], cwd=ROOT, env=env, check=True,
-                   capture_output=True, text=True, timeout=900)
+    shutil.rmtree(ROOT / '_proc', ignore_errors=True)  # nbdev skips notebooks whose processed copy looks current
+    r = subprocess.run([str(Path(sys.executable).parent / 'nbdev_proc_nbs')], cwd=ROOT, env=env,
+                       capture_output=True, text=True, timeout=900)
+    missing = [nb.name for nb in notebooks() if not (ROOT / '_proc' / nb.name).exists()]
+    if r.returncode or missing:
+        raise RuntimeError(f"nbdev_proc_nbs failed (not processed: {missing}):\n{r.stdout[-3000:]}{r.stderr[-6000:]}")
     return ROOT / '_proc'
 
 def undocumented(proc: Path) -> list[str]:
