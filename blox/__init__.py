@@ -7,7 +7,9 @@ __version__ = "0.0.1"
 __all__ = []
 
 # %% ../nbs/index.ipynb #4410f791
-from .rng import *
+# The public namespace, `bx.*`: each module's own `__all__` says what it makes public (internals such as
+# `blox.rng.path_hash` or `blox.params.PathKey` stay in their modules), and `bx.__all__` is their union.
+import types as _types
 from .params import *
 from .graph import *
 from .layers import *
@@ -16,3 +18,6 @@ from .norm import *
 from .attention import *
 from .blocks import *
 from .recurrent import *
+from .models import *
+__all__ = sorted(name for name, value in globals().items()
+                 if not name.startswith('_') and not isinstance(value, _types.ModuleType) and name != 'annotations')

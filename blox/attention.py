@@ -209,7 +209,7 @@ def _decode_visible(start: jax.Array, time: int, kv_time: int) -> jax.Array:
     query_pos = start[:, None] + jnp.arange(time)                       # [batch, time]
     return (jnp.arange(kv_time)[None, None, :] <= query_pos[:, :, None])[:, None]
 
-# %% ../nbs/03c_attention.ipynb #d8d6a427
+# %% ../nbs/03c_attention.ipynb #66e92431
 @patch
 def _check_options(self: MultiHeadAttention, x, context, positions, lengths, decode: bool):
     "Every input and option of a call, checked before any work."

@@ -14,7 +14,7 @@ from .params import (BloxError, LockedError, Metadata, Param, Params, PathError,
 
 # %% auto #0
 __all__ = ['GraphError', 'DuplicateNameError', 'ConfigError', 'InputError', 'CallError', 'ShapeError', 'RngError', 'Policy',
-           'Graph', 'Module', 'Rng', 'Summary', 'summary', 'display']
+           'Graph', 'Module', 'Rng', 'summary', 'display']
 
 # %% ../nbs/02_graph.ipynb #572b3ee4
 class GraphError(BloxError, ValueError):
@@ -318,6 +318,19 @@ def flag(self: Module,
                    f"functools.partial(f, {name}=True)")
         raise self.error(InputError, message)
     raise self.error(InputError, f"{name} must be True or False, not {value!r}")
+
+# %% ../nbs/02_graph.ipynb #b2828ba2
+_OPTIONS: dict = {}
+
+@patch
+def call_options(self: Module) -> frozenset[str] | None:
+    "The keyword options `__call__` takes (`None`: any, it has `**options`); containers answer for their children."
+    cls = type(self)
+    if cls not in _OPTIONS:
+        parameters = inspect.signature(cls.__call__).parameters.values()
+        if any(p.kind is p.VAR_KEYWORD for p in parameters): _OPTIONS[cls] = None
+        else: _OPTIONS[cls] = frozenset(p.name for p in parameters if p.kind is p.KEYWORD_ONLY)
+    return _OPTIONS[cls]
 
 # %% ../nbs/02_graph.ipynb #018dee81
 def _check_shape(module: Module, name: str, shape) -> tuple[int, ...]:

@@ -11,7 +11,7 @@ from .params import Metadata, Params, path_str
 from .graph import ConfigError, Graph, InputError, Module, Policy, Rng
 
 # %% auto #0
-__all__ = ['default_kernel_init', 'default_embedding_init', 'Layer', 'Linear', 'DenseGeneral', 'Embed']
+__all__ = ['Layer', 'Linear', 'DenseGeneral', 'Embed']
 
 # %% ../nbs/03_layers.ipynb #104d1f83
 def _metadata_overrides(module: Module, metadata) -> dict:
@@ -101,9 +101,10 @@ def _ints(value, n: int, name: str, layer: Layer, *, minimum: int = 0) -> tuple[
     layer.check(len(out) == n and ok, f"{name} must be an int or {n} ints, each >= {minimum}, got {value!r}")
     return tuple(int(v) for v in out)
 
-# %% ../nbs/03_layers.ipynb #cdbd5f9e
-default_kernel_init = jax.nn.initializers.lecun_normal()
+# %% ../nbs/03_layers.ipynb #8d1f8ed7
+default_kernel_init = jax.nn.initializers.lecun_normal()  # truncated normal, variance 1 / fan-in
 
+# %% ../nbs/03_layers.ipynb #cdbd5f9e
 class Linear(Layer):
     "A dense layer, `x @ kernel + bias`: [..., in] -> [..., features]; `kernel` is [in, features]."
     param_names = ('kernel', 'bias')
@@ -187,9 +188,10 @@ class DenseGeneral(Layer):
         y = jax.lax.dot_general(x, kernel, (contract, ((), ())), precision=self.precision)
         return self.policy.output(y if bias is None else y + bias), params
 
-# %% ../nbs/03_layers.ipynb #6f13819b
-default_embedding_init = jax.nn.initializers.variance_scaling(1.0, 'fan_in', 'normal', out_axis=0)
+# %% ../nbs/03_layers.ipynb #eb4fa1f0
+default_embedding_init = jax.nn.initializers.variance_scaling(1.0, 'fan_in', 'normal', out_axis=0)  # unit variance
 
+# %% ../nbs/03_layers.ipynb #6f13819b
 class Embed(Layer):
     "A lookup table: int ids [...] -> [..., features]; `attend` gives tied logits [..., num_embeddings]."
     param_names = ('embedding',)
