@@ -6,186 +6,281 @@
 from __future__ import annotations
 from typing import Callable, Mapping, Sequence
 import jax, jax.numpy as jnp, numpy as np
-from .params import Params, path_str
-from .graph import ConfigError, Graph, InputError, Rng
-from .layers import Layer, _is_number, _positive_int
+from .params import Params
+from .graph import Graph, InputError, Rng
+from .layers import Layer, _as_tuple, _is_number, _positive_int
 
 # %% auto #0
 __all__ = ['Dropout', 'DropPath', 'LayerNorm', 'RMSNorm', 'GroupNorm', 'BatchNorm']
 
 # %% ../nbs/03b_norm.ipynb #b9a04c35
 def _rate(layer: Layer, rate) -> float:
-    layer.check(_is_number(rate) and 0 <= rate < 1,
-                f"rate must be a number in [0, 1), got {rate!r}")
+    "A probability in [0, 1), as a float (NumPy scalars welcome; NaN fails both comparisons)."
+    layer.check(_is_number(rate) and 0 <= rate < 1, f"rate must be a number in [0, 1), got {rate!r}")
     return float(rate)
 
 class Dropout(Layer):
-    "Zeroes each input with probability `rate` in training (scaling the rest by 1 / (1 - rate)); the identity otherwise."
+    "Zeroes each input with probability `rate` in training, scaling the rest by 1 / (1 - rate); else identity."
+    param_names = ()
     def __init__(self, graph: Graph,
                  rate: float,                        # probability of dropping each element, in [0, 1)
                  *, rng: Rng,                        # where the masks come from
-                 broadcast_dims: Sequence[int] = ()): # axes along which the mask is shared
+                 broadcast_dims: Sequence[int] = ()): # axes along which one mask value is shared, e.g. time
         super().__init__(graph, rng=rng)
         self.rate = _rate(self, rate)
-        self.check(isinstance(rng, Rng), f"needs an Rng for its masks: pass rng=bx.Rng(graph / 'rng'), got {rng!r}")
-        self.broadcast_dims = tuple(broadcast_dims)
+        self.check(isinstance(rng, Rng), f"needs an Rng for its masks: pass rng=bx.Rng(graph / 'rng'), "
+                                         f"got {rng!r}")
+        dims = _as_tuple(broadcast_dims) if isinstance(broadcast_dims, (int, np.integer, Sequence)) else None
+        self.check(dims is not None and all(isinstance(d, (int, np.integer)) for d in dims),
+                   f"broadcast_dims must be ints (axes), got {broadcast_dims!r}")
+        self.broadcast_dims = tuple(int(d) for d in dims)
 
-    def __call__(self, params: Params, x: jax.Array, *, is_training: bool) -> tuple[jax.Array, Params]:
+    def __call__(self,
+                 params: Params,       # the state: the `Rng` counter advances once per training call
+                 x: jax.Array,         # inputs, any shape
+                 *, is_training: bool  # drop in training; the identity otherwise
+                ) -> tuple[jax.Array, Params]:
+        "`(y, params)`: `x` with dropped elements zeroed and the rest scaled up, in training."
+        is_training = self.flag('is_training', is_training)
+        if any(not -x.ndim <= d < x.ndim for d in self.broadcast_dims):
+            raise self.error(InputError, f"broadcast_dims {self.broadcast_dims} are out of range for an input "
+                                         f"of rank {x.ndim}")
         if not is_training or self.rate == 0: return x, params
+        shared = {d % x.ndim for d in self.broadcast_dims}
         key, params = self.rng(params)
-        shape = tuple(1 if (i in self.broadcast_dims or i - x.ndim in self.broadcast_dims) else d for i, d in enumerate(x.shape))
-        keep = jax.random.bernoulli(key, 1 - self.rate, shape)
+        mask_shape = tuple(1 if i in shared else n for i, n in enumerate(x.shape))
+        keep = jax.random.bernoulli(key, 1 - self.rate, mask_shape)
         return jnp.where(keep, x / (1 - self.rate), 0).astype(x.dtype), params
 
 # %% ../nbs/03b_norm.ipynb #0da89cc6
 class DropPath(Layer):
-    "Stochastic depth: zeroes each example's whole input with probability `rate` in training; [batch, ...] -> [batch, ...]."
-    def __init__(self, graph: Graph, rate: float, *, rng: Rng):
+    "Stochastic depth: zeroes each example's whole input with probability `rate` in training: [batch, ...]."
+    param_names = ()
+    def __init__(self, graph: Graph,
+                 rate: float,  # probability of dropping each example, in [0, 1)
+                 *, rng: Rng): # where the masks come from
         super().__init__(graph, rng=rng)
         self.rate = _rate(self, rate)
-        self.check(isinstance(rng, Rng), f"needs an Rng for its masks: pass rng=bx.Rng(graph / 'rng'), got {rng!r}")
+        self.check(isinstance(rng, Rng), f"needs an Rng for its masks: pass rng=bx.Rng(graph / 'rng'), "
+                                         f"got {rng!r}")
 
-    def __call__(self, params: Params, x: jax.Array, *, is_training: bool) -> tuple[jax.Array, Params]:
+    def __call__(self,
+                 params: Params,       # the state: the `Rng` counter advances once per training call
+                 x: jax.Array,         # inputs [batch, ...]
+                 *, is_training: bool  # drop in training; the identity otherwise
+                ) -> tuple[jax.Array, Params]:
+        "`(y, params)`: whole examples dropped (zeroed) or kept (scaled up), in training."
+        is_training = self.flag('is_training', is_training)
+        if x.ndim < 1: raise self.error(InputError, "takes [batch, ...], got a scalar")
         if not is_training or self.rate == 0: return x, params
         key, params = self.rng(params)
         keep = jax.random.bernoulli(key, 1 - self.rate, (x.shape[0],) + (1,) * (x.ndim - 1))
         return jnp.where(keep, x / (1 - self.rate), 0).astype(x.dtype), params
 
 # %% ../nbs/03b_norm.ipynb #896c5f61
-def _normalize(layer: Layer, params: Params, x: jax.Array, mean, var, feature_shape: tuple, epsilon: float,
-               use_scale: bool, use_bias: bool, scale_init, bias_init, metadata=None) -> tuple[jax.Array, Params]:
-    "`(x - mean) / sqrt(var + epsilon)`, times `scale`, plus `bias` (each [*feature_shape], broadcast over x)."
-    y = (x.astype(mean.dtype) - mean) * jax.lax.rsqrt(var + epsilon)
-    return _affine(layer, params, x, y, feature_shape, use_scale, use_bias, scale_init, bias_init, metadata)
+def _stats_dtype(x): return jnp.promote_types(x.dtype, jnp.float32)  # bfloat16 sums lose most digits
 
-def _affine(layer: Layer, params: Params, x: jax.Array, y: jax.Array, feature_shape: tuple, use_scale: bool, use_bias: bool,
-            scale_init, bias_init, metadata=None) -> tuple[jax.Array, Params]:
-    "The normalised `y` times `scale` plus `bias`, in the compute dtype of input `x`."
-    if use_scale:
-        scale, params = layer.param(params, 'scale', feature_shape, scale_init, metadata=metadata)
-        y = y * scale.astype(y.dtype).reshape(_expand(feature_shape, x, layer))
-    if use_bias:
-        bias, params = layer.param(params, 'bias', feature_shape, bias_init, metadata=metadata)
-        y = y + bias.astype(y.dtype).reshape(_expand(feature_shape, x, layer))
-    dtype = layer.policy.compute_dtype or jnp.result_type(x.dtype, layer.policy.param_dtype)
-    return layer.policy.output(y.astype(dtype)), params
+def _axes_arg(layer: Layer, axes, name: str) -> tuple[int, ...]:
+    "An axis or axes as given to a constructor: ints, distinct, at least one."
+    out = _as_tuple(axes) if isinstance(axes, (int, np.integer, Sequence)) else ()
+    ints = all(isinstance(a, (int, np.integer)) for a in out)
+    layer.check(len(out) > 0 and ints and len(set(out)) == len(out),
+                f"{name} must be an axis or a tuple of distinct axes, got {axes!r}")
+    return tuple(int(a) for a in out)
 
-def _expand(feature_shape: tuple, x: jax.Array, layer: Layer) -> tuple:
-    "`feature_shape` placed on the layer's feature axes of `x`, ones elsewhere."
-    axes = sorted(a % x.ndim for a in layer.feature_axes)
-    shape = [1] * x.ndim
-    for a, d in zip(axes, feature_shape): shape[a] = d
-    return tuple(shape)
-
-def _stats_dtype(x): return jnp.promote_types(x.dtype, jnp.float32)
-
-def _axes(layer: Layer, axes, x: jax.Array, name: str) -> tuple[int, ...]:
-    axes = (axes,) if isinstance(axes, (int, np.integer)) else tuple(axes)
+def _axes(layer: Layer, axes: tuple, x: jax.Array, name: str) -> tuple[int, ...]:
+    "`axes` of `x` as sorted non-negative ints, or an InputError naming the layer."
     if not all(-x.ndim <= a < x.ndim for a in axes):
-        raise InputError(f"{type(layer).__name__} at {path_str(layer.path)!r}: {name} {axes} out of range for an input of rank {x.ndim}")
+        raise layer.error(InputError, f"{name} {axes} out of range for an input of rank {x.ndim}")
     return tuple(sorted(a % x.ndim for a in axes))
 
+class _Norm(Layer):
+    "What the normalisation layers share: `epsilon`, and a learned `scale` and `bias` over the feature axes."
+    param_names = ('scale', 'bias')
+    def __init__(self, graph: Graph, *, epsilon, feature_axes, use_scale, use_bias, scale_init, bias_init,
+                 compute_dtype, param_dtype, metadata):
+        super().__init__(graph, compute_dtype=compute_dtype, param_dtype=param_dtype, metadata=metadata)
+        self.check(_is_number(epsilon) and epsilon > 0, f"epsilon must be a positive number, got {epsilon!r}")
+        self.epsilon, self.feature_axes = float(epsilon), _axes_arg(self, feature_axes, 'feature_axes')
+        self.use_scale, self.scale_init = use_scale, scale_init
+        self.use_bias, self.bias_init = use_bias, bias_init
+
+    def _affine(self, params: Params, x: jax.Array, y: jax.Array, features: tuple[int, ...]):
+        "`(y * scale + bias, params)`, each shaped like `x`'s feature axes, in the compute dtype."
+        shape = tuple(x.shape[a] for a in features)
+        expand = tuple(x.shape[a] if a in features else 1 for a in range(x.ndim))
+        if self.use_scale:
+            scale, params = self.param(params, 'scale', shape, self.scale_init)
+            y = y * scale.astype(y.dtype).reshape(expand)
+        if self.use_bias:
+            bias, params = self.param(params, 'bias', shape, self.bias_init)
+            y = y + bias.astype(y.dtype).reshape(expand)
+        dtype = self.policy.compute_dtype or jnp.result_type(x.dtype, self.policy.param_dtype)
+        return self.policy.output(y.astype(dtype)), params
+
 # %% ../nbs/03b_norm.ipynb #267fbacc
-class LayerNorm(Layer):
-    "Normalises over `reduction_axes` (default: last) per example, then applies `scale` and `bias` over `feature_axes`."
-    def __init__(self, graph: Graph, *, epsilon: float = 1e-6,
+class LayerNorm(_Norm):
+    "Normalises each example over `reduction_axes` (default: last); `scale` and `bias` over `feature_axes`."
+    def __init__(self, graph: Graph,
+                 *, epsilon: float = 1e-6,                # added to the variance
                  reduction_axes: int | Sequence[int] = -1, # axes the statistics are computed over
                  feature_axes: int | Sequence[int] = -1,   # axes `scale` and `bias` span
-                 use_scale: bool = True, use_bias: bool = True,
-                 scale_init: Callable = jax.nn.initializers.ones, bias_init: Callable = jax.nn.initializers.zeros,
-                 metadata: Mapping | None = None, compute_dtype=None, param_dtype=None):
-        super().__init__(graph, compute_dtype=compute_dtype, param_dtype=param_dtype, metadata=metadata)
-        self.check(epsilon > 0, f"epsilon must be positive, got {epsilon!r}")
-        self.epsilon, self.reduction_axes = epsilon, reduction_axes
-        self.feature_axes = (feature_axes,) if isinstance(feature_axes, (int, np.integer)) else tuple(feature_axes)
-        self.use_scale, self.use_bias, self.scale_init, self.bias_init = use_scale, use_bias, scale_init, bias_init
+                 use_scale: bool = True,                   # learn a scale?
+                 use_bias: bool = True,                    # learn a bias?
+                 scale_init: Callable = jax.nn.initializers.ones, # of `scale` (ones)
+                 bias_init: Callable = jax.nn.initializers.zeros, # of `bias` (zeros)
+                 compute_dtype=None,                       # dtype of the output (default: the graph's policy)
+                 param_dtype=None,                         # dtype of scale and bias (default: float32)
+                 metadata: Mapping | None = None):         # e.g. {'scale': {'sharding': ('embed',)}}
+        super().__init__(graph, epsilon=epsilon, feature_axes=feature_axes, use_scale=use_scale,
+                         use_bias=use_bias, scale_init=scale_init, bias_init=bias_init,
+                         compute_dtype=compute_dtype, param_dtype=param_dtype, metadata=metadata)
+        self.reduction_axes = _axes_arg(self, reduction_axes, 'reduction_axes')
 
-    def __call__(self, params: Params, x: jax.Array) -> tuple[jax.Array, Params]:
+    def __call__(self,
+                 params: Params, # scale and bias
+                 x: jax.Array    # inputs, any shape with the reduction and feature axes
+                ) -> tuple[jax.Array, Params]:
+        "`(y, params)`: `x` with mean 0 and variance 1 over the reduction axes, then scaled and shifted."
         axes = _axes(self, self.reduction_axes, x, 'reduction_axes')
         features = _axes(self, self.feature_axes, x, 'feature_axes')
         xf = x.astype(_stats_dtype(x))
         mean = xf.mean(axes, keepdims=True)
-        var = jnp.square(xf - mean).mean(axes, keepdims=True)
-        return _normalize(self, params, x, mean, var, tuple(x.shape[a] for a in features), self.epsilon,
-                          self.use_scale, self.use_bias, self.scale_init, self.bias_init)
+        var = jnp.square(xf - mean).mean(axes, keepdims=True)  # two passes: accurate when the mean is large
+        return self._affine(params, x, (xf - mean) * jax.lax.rsqrt(var + self.epsilon), features)
 
 # %% ../nbs/03b_norm.ipynb #eb488b9f
-class RMSNorm(Layer):
-    "`x / sqrt(mean(x**2) + epsilon) * scale` over `reduction_axes` (default: last)."
-    def __init__(self, graph: Graph, *, epsilon: float = 1e-6, reduction_axes: int | Sequence[int] = -1,
-                 feature_axes: int | Sequence[int] = -1, use_scale: bool = True,
-                 scale_init: Callable = jax.nn.initializers.ones, metadata: Mapping | None = None, compute_dtype=None, param_dtype=None):
-        super().__init__(graph, compute_dtype=compute_dtype, param_dtype=param_dtype, metadata=metadata)
-        self.check(epsilon > 0, f"epsilon must be positive, got {epsilon!r}")
-        self.epsilon, self.reduction_axes = epsilon, reduction_axes
-        self.feature_axes = (feature_axes,) if isinstance(feature_axes, (int, np.integer)) else tuple(feature_axes)
-        self.use_scale, self.scale_init = use_scale, scale_init
+class RMSNorm(_Norm):
+    "`x / sqrt(mean(x**2) + epsilon) * scale` over `reduction_axes` (default: last); no centring, no bias."
+    param_names = ('scale',)
+    def __init__(self, graph: Graph,
+                 *, epsilon: float = 1e-6,                # added to the mean square
+                 reduction_axes: int | Sequence[int] = -1, # axes the mean square is computed over
+                 feature_axes: int | Sequence[int] = -1,   # axes `scale` spans
+                 use_scale: bool = True,                   # learn a scale?
+                 scale_init: Callable = jax.nn.initializers.ones, # of `scale` (ones)
+                 compute_dtype=None,                       # dtype of the output (default: the graph's policy)
+                 param_dtype=None,                         # dtype of scale (default: float32)
+                 metadata: Mapping | None = None):         # e.g. {'scale': {'sharding': ('embed',)}}
+        super().__init__(graph, epsilon=epsilon, feature_axes=feature_axes, use_scale=use_scale,
+                         use_bias=False, scale_init=scale_init, bias_init=None, compute_dtype=compute_dtype,
+                         param_dtype=param_dtype, metadata=metadata)
+        self.reduction_axes = _axes_arg(self, reduction_axes, 'reduction_axes')
 
-    def __call__(self, params: Params, x: jax.Array) -> tuple[jax.Array, Params]:
+    def __call__(self,
+                 params: Params, # scale
+                 x: jax.Array    # inputs, any shape with the reduction and feature axes
+                ) -> tuple[jax.Array, Params]:
+        "`(y, params)`: `x` with unit root mean square over the reduction axes, then scaled."
         axes = _axes(self, self.reduction_axes, x, 'reduction_axes')
         features = _axes(self, self.feature_axes, x, 'feature_axes')
-        mean_square = jnp.square(x.astype(_stats_dtype(x))).mean(axes, keepdims=True)
-        return _normalize(self, params, x, jnp.zeros((), mean_square.dtype), mean_square, tuple(x.shape[a] for a in features),
-                          self.epsilon, self.use_scale, False, self.scale_init, None)
+        xf = x.astype(_stats_dtype(x))
+        y = xf * jax.lax.rsqrt(jnp.square(xf).mean(axes, keepdims=True) + self.epsilon)
+        return self._affine(params, x, y, features)
 
 # %% ../nbs/03b_norm.ipynb #74307dd7
-class GroupNorm(Layer):
-    "Normalises each example over all non-batch axes within each of `num_groups` channel groups: [batch, ..., channels]."
-    def __init__(self, graph: Graph, num_groups: int = 32, *, epsilon: float = 1e-6, use_scale: bool = True,
-                 use_bias: bool = True, scale_init: Callable = jax.nn.initializers.ones,
-                 bias_init: Callable = jax.nn.initializers.zeros, metadata: Mapping | None = None, compute_dtype=None, param_dtype=None):
-        super().__init__(graph, compute_dtype=compute_dtype, param_dtype=param_dtype, metadata=metadata)
+class GroupNorm(_Norm):
+    "Normalises each example over its positions, per group of channels: [batch, ..., channels] -> same."
+    def __init__(self, graph: Graph,
+                 num_groups: int = 32,      # how many groups the channels are split into; it must divide them
+                 *, epsilon: float = 1e-6,  # added to the variance
+                 use_scale: bool = True,    # learn a scale per channel?
+                 use_bias: bool = True,     # learn a bias per channel?
+                 scale_init: Callable = jax.nn.initializers.ones, # of `scale` (ones)
+                 bias_init: Callable = jax.nn.initializers.zeros, # of `bias` (zeros)
+                 compute_dtype=None,        # dtype of the output (default: the graph's policy)
+                 param_dtype=None,          # dtype of scale and bias (default: float32)
+                 metadata: Mapping | None = None): # e.g. {'scale': {...}}
+        super().__init__(graph, epsilon=epsilon, feature_axes=-1, use_scale=use_scale, use_bias=use_bias,
+                         scale_init=scale_init, bias_init=bias_init, compute_dtype=compute_dtype,
+                         param_dtype=param_dtype, metadata=metadata)
         self.check(_positive_int(num_groups), f"num_groups must be a positive int, got {num_groups!r}")
-        self.check(epsilon > 0, f"epsilon must be positive, got {epsilon!r}")
-        self.num_groups, self.epsilon, self.feature_axes = int(num_groups), epsilon, (-1,)
-        self.use_scale, self.use_bias, self.scale_init, self.bias_init = use_scale, use_bias, scale_init, bias_init
+        self.num_groups = int(num_groups)
 
-    def __call__(self, params: Params, x: jax.Array) -> tuple[jax.Array, Params]:
+    def __call__(self,
+                 params: Params, # scale and bias
+                 x: jax.Array    # inputs [batch, ..., channels]
+                ) -> tuple[jax.Array, Params]:
+        "`(y, params)`: each group of channels of each example normalised over its positions."
+        if x.ndim < 2: raise self.error(InputError, f"takes [batch, ..., channels], got shape {x.shape}")
         channels = x.shape[-1]
-        if x.ndim < 2: raise InputError(f"GroupNorm at {path_str(self.path)!r} needs [batch, ..., channels], got shape {x.shape}")
         if channels % self.num_groups:
-            raise ConfigError(f"GroupNorm at {path_str(self.path)!r}: num_groups ({self.num_groups}) must divide the "
-                              f"channels ({channels}); choose a divisor of {channels}")
-        grouped = x.astype(_stats_dtype(x)).reshape(x.shape[:-1] + (self.num_groups, channels // self.num_groups))
-        axes = tuple(range(1, x.ndim - 1)) + (x.ndim,)
+            raise self.error(InputError, f"num_groups ({self.num_groups}) must divide the channels "
+                                         f"({channels}); build it with a divisor of {channels}")
+        # Normalise in the grouped shape [batch, ..., groups, channels / groups]: no broadcast statistics.
+        groups = (self.num_groups, channels // self.num_groups)
+        grouped = x.astype(_stats_dtype(x)).reshape(x.shape[:-1] + groups)
+        axes = tuple(range(1, x.ndim - 1)) + (x.ndim,)  # every position, and the channels within a group
         mean = grouped.mean(axes, keepdims=True)
         var = jnp.square(grouped - mean).mean(axes, keepdims=True)
         y = ((grouped - mean) * jax.lax.rsqrt(var + self.epsilon)).reshape(x.shape)
-        return _affine(self, params, x, y, (channels,), self.use_scale, self.use_bias, self.scale_init, self.bias_init)
+        return self._affine(params, x, y, (x.ndim - 1,))
 
 # %% ../nbs/03b_norm.ipynb #fc1a631a
-class BatchNorm(Layer):
-    "Normalises each feature over the batch: batch statistics in training (updating running averages), running ones otherwise."
-    def __init__(self, graph: Graph, *, momentum: float = 0.99, epsilon: float = 1e-5,
-                 feature_axes: int = -1,        # the feature axis
-                 axis_name: str | None = None,  # average statistics over this named axis (devices, vmap lanes)
-                 use_scale: bool = True, use_bias: bool = True,
-                 scale_init: Callable = jax.nn.initializers.ones, bias_init: Callable = jax.nn.initializers.zeros,
-                 metadata: Mapping | None = None, compute_dtype=None, param_dtype=None):
-        super().__init__(graph, compute_dtype=compute_dtype, param_dtype=param_dtype, metadata=metadata)
-        self.check(_is_number(momentum) and 0 <= momentum < 1, f"momentum must be in [0, 1), got {momentum!r}")
-        self.check(epsilon > 0, f"epsilon must be positive, got {epsilon!r}")
-        self.momentum, self.epsilon, self.axis_name = float(momentum), epsilon, axis_name
-        self.feature_axes = (feature_axes,)
-        self.use_scale, self.use_bias, self.scale_init, self.bias_init = use_scale, use_bias, scale_init, bias_init
+class BatchNorm(_Norm):
+    "Normalises each feature over the batch: batch statistics in training (updating running ones), else those."
+    param_names = ('scale', 'bias', 'running_mean', 'running_var')
+    def __init__(self, graph: Graph,
+                 *, momentum: float = 0.99,              # running = momentum * running + (1 - momentum) * new
+                 epsilon: float = 1e-5,                  # added to the variance
+                 feature_axes: int | Sequence[int] = -1, # axes with their own statistics (channels)
+                 axis_name: str | Sequence[str] | None = None, # average the statistics over these named axes
+                 use_scale: bool = True,                 # learn a scale?
+                 use_bias: bool = True,                  # learn a bias?
+                 scale_init: Callable = jax.nn.initializers.ones, # of `scale` (ones)
+                 bias_init: Callable = jax.nn.initializers.zeros, # of `bias` (zeros)
+                 compute_dtype=None,                     # dtype of the output (default: the graph's policy)
+                 param_dtype=None,                       # dtype of scale and bias (default: float32)
+                 metadata: Mapping | None = None):       # e.g. {'running_mean': {...}}
+        super().__init__(graph, epsilon=epsilon, feature_axes=feature_axes, use_scale=use_scale,
+                         use_bias=use_bias, scale_init=scale_init, bias_init=bias_init,
+                         compute_dtype=compute_dtype, param_dtype=param_dtype, metadata=metadata)
+        self.check(_is_number(momentum) and 0 <= momentum < 1,
+                   f"momentum must be in [0, 1), got {momentum!r}")
+        names = (axis_name,) if isinstance(axis_name, str) else axis_name
+        self.check(names is None or (isinstance(names, Sequence) and all(isinstance(n, str) for n in names)),
+                   f"axis_name must be an axis name or a tuple of them, got {axis_name!r}")
+        self.momentum, self.axis_name = float(momentum), axis_name
 
-    def __call__(self, params: Params, x: jax.Array, *, is_training: bool) -> tuple[jax.Array, Params]:
-        (feature,) = _axes(self, self.feature_axes, x, 'feature_axes')
-        shape = (x.shape[feature],)
-        stats = jnp.float32 if self.policy.param_dtype in (jnp.bfloat16, jnp.float16) else self.policy.param_dtype
-        running_mean, params = self.param(params, 'running_mean', shape, jax.nn.initializers.zeros, trainable=False, dtype=stats)
-        running_var, params = self.param(params, 'running_var', shape, jax.nn.initializers.ones, trainable=False, dtype=stats)
-        expand = _expand(shape, x, self)
+    def _batch_stats(self, x: jax.Array, features: tuple[int, ...]):
+        "Mean and variance of each feature over every other axis, and over `axis_name` if it is given."
+        axes = tuple(a for a in range(x.ndim) if a not in features)
+        xf = x.astype(_stats_dtype(x))
+        mean, mean_square = xf.mean(axes), jnp.square(xf).mean(axes)
+        if self.axis_name is not None:
+            # Average E[x] and E[x^2] across the named axis, then Var = E[x^2] - E[x]^2: exact for the whole
+            # batch. Averaging per-device variances would ignore how far apart the device means are.
+            try: mean, mean_square = jax.lax.pmean((mean, mean_square), self.axis_name)
+            except NameError:
+                message = (f"axis_name {self.axis_name!r} is not bound here: in training, call it inside "
+                           f"jax.vmap(..., axis_name=...) or a shard_map over that mesh axis, or build it "
+                           f"without axis_name")
+                raise self.error(InputError, message) from None
+        return mean, jnp.maximum(mean_square - jnp.square(mean), 0)
+
+    def __call__(self,
+                 params: Params,       # scale, bias and the running statistics
+                 x: jax.Array,         # inputs, e.g. [batch, height, width, channels]
+                 *, is_training: bool  # batch statistics (and update the running ones), or the running ones
+                ) -> tuple[jax.Array, Params]:
+        "`(y, params)`: `x` normalised per feature; in training, params with the running statistics moved."
+        is_training = self.flag('is_training', is_training)
+        features = _axes(self, self.feature_axes, x, 'feature_axes')
+        shape = tuple(x.shape[a] for a in features)
+        # Running averages stay float32 under a 16-bit policy: (1 - momentum) * batch is below bfloat16's
+        # resolution for most of training, and the average would stop moving.
+        low = self.policy.param_dtype in (jnp.bfloat16, jnp.float16)
+        stats = jnp.float32 if low else self.policy.param_dtype
+        zeros, ones = jax.nn.initializers.zeros, jax.nn.initializers.ones
+        running_mean, params = self.param(params, 'running_mean', shape, zeros, trainable=False, dtype=stats)
+        running_var, params = self.param(params, 'running_var', shape, ones, trainable=False, dtype=stats)
         if is_training:
-            axes = tuple(a for a in range(x.ndim) if a != feature)
-            xf = x.astype(_stats_dtype(x))
-            mean, mean_square = xf.mean(axes), jnp.square(xf).mean(axes)
-            if self.axis_name is not None: mean, mean_square = jax.lax.pmean((mean, mean_square), self.axis_name)
-            var = jnp.maximum(mean_square - jnp.square(mean), 0)
+            mean, var = self._batch_stats(x, features)
             m = self.momentum
             params = self.set_param(params, 'running_mean', (m * running_mean + (1 - m) * mean).astype(stats))
             params = self.set_param(params, 'running_var', (m * running_var + (1 - m) * var).astype(stats))
-        else:
-            mean, var = running_mean, running_var
-        return _normalize(self, params, x, mean.reshape(expand).astype(_stats_dtype(x)), var.reshape(expand).astype(_stats_dtype(x)),
-                          shape, self.epsilon, self.use_scale, self.use_bias, self.scale_init, self.bias_init)
+        else: mean, var = running_mean, running_var
+        expand = tuple(x.shape[a] if a in features else 1 for a in range(x.ndim))
+        mean, var = (s.reshape(expand).astype(_stats_dtype(x)) for s in (mean, var))
+        y = (x.astype(mean.dtype) - mean) * jax.lax.rsqrt(var + self.epsilon)
+        return self._affine(params, x, y, features)
