@@ -4,119 +4,218 @@
 
 # %% ../nbs/03e_recurrent.ipynb #08aa1f93
 from __future__ import annotations
-from typing import Any, Callable
+from typing import Any, Callable, Mapping, NamedTuple
 import jax, jax.numpy as jnp
-from .params import Params, path_str
+from .params import Params, patch
 from .graph import Graph, InputError, Rng
 from .layers import Layer, _positive_int, default_kernel_init
 
 # %% auto #0
-__all__ = ['SequenceBase', 'RecurrenceBase', 'LSTM', 'GRU']
+__all__ = ['SequenceBase', 'RecurrenceBase', 'LSTMState', 'LSTM', 'GRU']
 
 # %% ../nbs/03e_recurrent.ipynb #f788ab23
 class SequenceBase(Layer):
-    "Maps sequences [batch, time, ...] to sequences, carrying a state: `apply(params, xs, state) -> ((ys, state), params)`."
-    def initial_state(self, params: Params, batch_size: int) -> Any:
-        "The state at the start of a sequence, for `batch_size` examples."
-        raise NotImplementedError
-    def apply(self, params: Params, xs: jax.Array, *, state=None, resets: jax.Array | None = None, **options):
-        "`((ys, final_state), params)` for the whole sequence `xs` [batch, time, ...]."
-        raise NotImplementedError
+    "Maps sequences [batch, time, ...] to sequences with a state: `apply(params, xs) -> ((ys, state), params)`."
+    def initial_state(self,
+                      params: Params,  # the layer's state (a state may depend on parameters)
+                      batch_size: int  # how many sequences
+                     ) -> Any:
+        "The state at the start of a sequence: a pytree of [batch_size, ...] arrays."
+        raise NotImplementedError(f"{type(self).__name__} must define initial_state(params, batch_size)")
 
+    def apply(self,
+              params: Params,                    # the layer's parameters (created on the first call)
+              xs: jax.Array,                     # the sequence [batch, time, ...]
+              *, state=None,                     # the state to start from (default: `initial_state`)
+              resets: jax.Array | None = None,   # bool [batch, time]: restart an example before that step
+              **options                          # keyword options of the layer
+             ) -> tuple[tuple[jax.Array, Any], Params]:
+        "`((ys, final_state), params)` for the whole sequence `xs`."
+        raise NotImplementedError(f"{type(self).__name__} must define apply(params, xs, *, state, resets)")
+
+# %% ../nbs/03e_recurrent.ipynb #bfe7e597
 def _reset(state, initial, reset: jax.Array):
-    "`initial` where `reset` [batch] is set, else `state`: the mask broadcast as [batch, 1, ...] for every array."
-    return jax.tree.map(lambda s, s0: jnp.where(reset.reshape(reset.shape + (1,) * (s.ndim - 1)), s0, s), state, initial)
+    "`initial` where `reset` [batch] is set, else `state`: the mask reshaped to [batch, 1, ...] per array."
+    def pick(s, s0): return jnp.where(reset.reshape(reset.shape + (1,) * (s.ndim - 1)), s0, s)
+    return jax.tree.map(pick, state, initial)
 
 class RecurrenceBase(SequenceBase):
     "A recurrent cell: one step `cell(params, state, x) -> ((y, state), params)`; `apply` scans it over time."
-    def __call__(self, params: Params, state, x: jax.Array, **options):
+    def __call__(self,
+                 params: Params, # the cell's parameters (created on the first step)
+                 state,          # the state before this step (see `initial_state`)
+                 x: jax.Array    # this step's input [batch, features]
+                ) -> tuple[tuple[jax.Array, Any], Params]:
+        "One step: `((y, new_state), params)`."
         raise NotImplementedError(f"{type(self).__name__} must define the step __call__(params, state, x)")
 
-    def apply(self, params: Params, xs: jax.Array, *, state=None, resets: jax.Array | None = None, **options):
-        "Run the step over `xs` [batch, time, features] with `jax.lax.scan`; `resets` [batch, time] restarts examples."
-        if xs.ndim < 3: raise InputError(f"{type(self).__name__} at {path_str(self.path)!r}: apply takes [batch, time, features], got {xs.shape}")
-        batch, time = xs.shape[:2]
-        if resets is not None and tuple(resets.shape) != (batch, time):
-            raise InputError(f"{type(self).__name__} at {path_str(self.path)!r}: resets must be [batch, time] = {(batch, time)}, got {resets.shape}")
-        if not any(path[:len(self.path)] == self.path for path in params):       # create the parameters with one step
-            _, params = self(params, self.initial_state(params, batch), xs[:, 0], **options)
-        initial = self.initial_state(params, batch)
-        state = initial if state is None else state
-        def step(carry, inputs):
-            state, params = carry
-            x, reset = inputs
-            if reset is not None: state = _reset(state, initial, reset)
-            (y, state), params = self(params, state, x, **options)
-            return (state, params), y
-        time_major = (jnp.swapaxes(xs, 0, 1), None if resets is None else jnp.swapaxes(resets, 0, 1))
-        (state, params), ys = jax.lax.scan(step, (state, params), time_major)
-        return (jnp.swapaxes(ys, 0, 1), state), params
+    def _check_batch(self, state, batch: int):
+        "Every state array must be [batch, ...]: a state that would broadcast against x is a mistake."
+        for s in jax.tree.leaves(state):
+            if s.ndim < 1 or s.shape[0] != batch:
+                raise self.error(InputError, f"the state's arrays must be [batch, ...] with batch {batch} "
+                                             f"(the inputs'), got shape {s.shape}; start from "
+                                             f"initial_state(params, {batch})")
+
+# %% ../nbs/03e_recurrent.ipynb #48da02aa
+@patch
+def apply(self: RecurrenceBase,
+          params: Params,                  # the cell's parameters (created by a first step if missing)
+          xs: jax.Array,                   # the sequence [batch, time, features]
+          *, state=None,                   # the state to start from (default: `initial_state`)
+          resets: jax.Array | None = None, # bool [batch, time]: go back to the initial state before that step
+          **options                        # keyword options of the step (LSTM and GRU take none)
+         ) -> tuple[tuple[jax.Array, Any], Params]:
+    "`((ys, final_state), params)`: the step scanned over time with `jax.lax.scan`; ys is [batch, time, ...]."
+    if xs.ndim != 3:
+        raise self.error(InputError, f"apply takes [batch, time, features], got shape {xs.shape}")
+    known = self.call_options()
+    if known is not None and set(options) - known:
+        raise self.error(InputError, f"the step takes no option(s) {sorted(set(options) - known)}")
+    batch, time = xs.shape[:2]
+    if resets is not None and (tuple(resets.shape) != (batch, time) or resets.dtype != jnp.bool_):
+        raise self.error(InputError, f"resets must be bool [batch, time] = {(batch, time)}, "
+                                     f"got {resets.dtype}{list(resets.shape)}")
+    if not any(path[:len(self.path)] == self.path for path in params):  # create the parameters with one step
+        _, params = self(params, self.initial_state(params, batch), xs[:, 0], **options)
+    initial = self.initial_state(params, batch)
+    state = initial if state is None else state
+    self._check_batch(state, batch)
+    def step(carry, inputs):
+        state, params = carry
+        x, reset = inputs
+        if reset is not None: state = _reset(state, initial, reset)
+        (y, state), params = self(params, state, x, **options)
+        return (state, params), y
+    time_major = (jnp.swapaxes(xs, 0, 1), None if resets is None else jnp.swapaxes(resets, 0, 1))
+    (state, params), ys = jax.lax.scan(step, (state, params), time_major)
+    return (jnp.swapaxes(ys, 0, 1), state), params
 
 # %% ../nbs/03e_recurrent.ipynb #75d2c4c9
 def _per_gate(init: Callable, gates: int) -> Callable:
-    "An initialiser for a fused [in, gates * hidden] kernel that initialises each gate's [in, hidden] block on its own."
+    "An initialiser of a fused [in, gates * hidden] kernel: each gate's [in, hidden] block on its own."
     def fused(key, shape, dtype=jnp.float32):
         blocks = [init(k, (shape[0], shape[1] // gates), dtype) for k in jax.random.split(key, gates)]
         return jnp.concatenate(blocks, axis=1)
     return fused
 
-class LSTM(RecurrenceBase):
-    "LSTM cell, state (c, h) [batch, hidden]; gates i, f, g, o fused in one kernel [in, 4 * hidden] and [hidden, 4 * hidden]."
-    def __init__(self, graph: Graph,
-                 hidden_features: int,  # size of c and h
-                 *, kernel_init: Callable = default_kernel_init,                   # per gate, for the input kernel
-                 recurrent_init: Callable = jax.nn.initializers.orthogonal(),     # per gate, for the recurrent kernel
-                 bias_init: Callable = jax.nn.initializers.zeros,
-                 compute_dtype=None, param_dtype=None, rng: Rng | None = None):
-        super().__init__(graph, compute_dtype=compute_dtype, param_dtype=param_dtype, rng=rng)
-        self.check(_positive_int(hidden_features), f"hidden_features must be a positive int, got {hidden_features!r}")
+class LSTMState(NamedTuple):
+    "The state of an `LSTM`: `hidden` (the output) and `cell` (the memory), each [batch, hidden_features]."
+    hidden: jax.Array
+    cell: jax.Array
+
+class _Cell(RecurrenceBase):
+    "What the LSTM and the GRU share: a hidden size, fused per-gate kernels, the checks of a step's inputs."
+    gates: int
+    def __init__(self, graph: Graph, hidden_features: int, *, kernel_init, recurrent_init, bias_init,
+                 compute_dtype, param_dtype, rng, metadata):
+        super().__init__(graph, compute_dtype=compute_dtype, param_dtype=param_dtype, rng=rng,
+                         metadata=metadata)
+        self.check(_positive_int(hidden_features),
+                   f"hidden_features must be a positive int, got {hidden_features!r}")
         self.hidden_features = int(hidden_features)
-        self.kernel_init, self.recurrent_init, self.bias_init = _per_gate(kernel_init, 4), _per_gate(recurrent_init, 4), bias_init
+        self.kernel_init = _per_gate(kernel_init, self.gates)
+        self.recurrent_init, self.bias_init = _per_gate(recurrent_init, self.gates), bias_init
 
-    def initial_state(self, params: Params, batch_size: int):
-        "`(c, h)`: zeros [batch_size, hidden_features]."
-        zeros = jnp.zeros((batch_size, self.hidden_features), self.policy.compute_dtype or jnp.float32)
-        return zeros, zeros
-
-    def __call__(self, params: Params, state, x: jax.Array):
-        "One step: `((h', (c', h')), params)` from state `(c, h)` and `x` [batch, features]."
-        c, h = state
-        hidden = self.hidden_features
-        wi, params = self.param(params, 'input_kernel', (x.shape[-1], 4 * hidden), self.kernel_init)
-        wh, params = self.param(params, 'recurrent_kernel', (hidden, 4 * hidden), self.recurrent_init)
-        b, params = self.param(params, 'bias', (4 * hidden,), self.bias_init)
-        x, h, wi, wh, b = self.policy.cast(x, h, wi, wh, b)
-        i, f, g, o = jnp.split(x @ wi + h @ wh + b, 4, axis=-1)
-        c = jax.nn.sigmoid(f) * c + jax.nn.sigmoid(i) * jnp.tanh(g)
-        h = jax.nn.sigmoid(o) * jnp.tanh(c)
-        return (self.policy.output(h), (c, h)), params
-
-# %% ../nbs/03e_recurrent.ipynb #72a1b342
-class GRU(RecurrenceBase):
-    "GRU cell, state h [batch, hidden]; gates r, z, n fused in one kernel [in, 3 * hidden] and [hidden, 3 * hidden]."
-    def __init__(self, graph: Graph, hidden_features: int, *, kernel_init: Callable = default_kernel_init,
-                 recurrent_init: Callable = jax.nn.initializers.orthogonal(), bias_init: Callable = jax.nn.initializers.zeros,
-                 compute_dtype=None, param_dtype=None, rng: Rng | None = None):
-        super().__init__(graph, compute_dtype=compute_dtype, param_dtype=param_dtype, rng=rng)
-        self.check(_positive_int(hidden_features), f"hidden_features must be a positive int, got {hidden_features!r}")
-        self.hidden_features = int(hidden_features)
-        self.kernel_init, self.recurrent_init, self.bias_init = _per_gate(kernel_init, 3), _per_gate(recurrent_init, 3), bias_init
-
-    def initial_state(self, params: Params, batch_size: int):
-        "`h`: zeros [batch_size, hidden_features]."
+    def _zeros(self, batch_size: int) -> jax.Array:
+        if not _positive_int(batch_size):
+            raise self.error(InputError, f"batch_size must be a positive int, got {batch_size!r}")
         return jnp.zeros((batch_size, self.hidden_features), self.policy.compute_dtype or jnp.float32)
 
-    def __call__(self, params: Params, state, x: jax.Array):
-        "One step: `((h', h'), params)` from state `h` and `x` [batch, features]."
-        h, hidden = state, self.hidden_features
-        wi, params = self.param(params, 'input_kernel', (x.shape[-1], 3 * hidden), self.kernel_init)
-        wh, params = self.param(params, 'recurrent_kernel', (hidden, 3 * hidden), self.recurrent_init)
-        b, params = self.param(params, 'bias', (3 * hidden,), self.bias_init)
-        bh, params = self.param(params, 'recurrent_bias', (hidden,), self.bias_init)
-        x, h, wi, wh, b, bh = self.policy.cast(x, h, wi, wh, b, bh)
+    def _kernels(self, params: Params, x: jax.Array, state: jax.Array):
+        "Check one step's inputs; the fused kernels and bias."
+        if x.ndim != 2:
+            raise self.error(InputError, f"a step takes x as [batch, features], got shape {x.shape}")
+        want = (x.shape[0], self.hidden_features)
+        if tuple(state.shape) != want:
+            raise self.error(InputError, f"the state's arrays must be [batch, hidden_features] = {want}, got "
+                                         f"{tuple(state.shape)}; start from initial_state(params, {want[0]})")
+        width = self.gates * self.hidden_features
+        wi, params = self.param(params, 'input_kernel', (x.shape[-1], width), self.kernel_init)
+        hidden = self.hidden_features
+        wh, params = self.param(params, 'recurrent_kernel', (hidden, width), self.recurrent_init)
+        b, params = self.param(params, 'bias', (width,), self.bias_init)
+        return wi, wh, b, params
+
+class LSTM(_Cell):
+    "LSTM cell, state `LSTMState(hidden, cell)` [batch, hidden]; gates i, f, g, o fused: [in, 4 * hidden]."
+    gates, param_names = 4, ('input_kernel', 'recurrent_kernel', 'bias')
+    def __init__(self, graph: Graph,
+                 hidden_features: int, # size of the hidden and cell states
+                 *, kernel_init: Callable = default_kernel_init, # per gate, the input kernel (LeCun normal)
+                 recurrent_init: Callable = jax.nn.initializers.orthogonal(), # per gate, the recurrent kernel
+                 bias_init: Callable = jax.nn.initializers.zeros, # the fused bias [4 * hidden] (zeros)
+                 compute_dtype=None,    # dtype of the computation and state (default: policy's or float32)
+                 param_dtype=None,      # dtype of the weights (default: the policy's or float32)
+                 rng: Rng | None = None, # initialises the kernels
+                 metadata: Mapping | None = None): # e.g. {'input_kernel': {...}}
+        super().__init__(graph, hidden_features, kernel_init=kernel_init, recurrent_init=recurrent_init,
+                         bias_init=bias_init, compute_dtype=compute_dtype, param_dtype=param_dtype, rng=rng,
+                         metadata=metadata)
+
+    def initial_state(self,
+                      params: Params,  # unused: the initial state is zeros
+                      batch_size: int  # how many sequences
+                     ) -> LSTMState:
+        "`LSTMState(hidden, cell)` of zeros [batch_size, hidden_features]."
+        zeros = self._zeros(batch_size)
+        return LSTMState(hidden=zeros, cell=zeros)
+
+    def __call__(self,
+                 params: Params,     # the cell's weights (created on the first step)
+                 state: LSTMState,   # `LSTMState(hidden, cell)` [batch, hidden]
+                 x: jax.Array        # this step's input [batch, features]
+                ) -> tuple[tuple[jax.Array, LSTMState], Params]:
+        "One step: `((hidden', LSTMState(hidden', cell')), params)`."
+        if not isinstance(state, LSTMState):
+            raise self.error(InputError, f"the state is an LSTMState(hidden, cell), not "
+                                         f"{type(state).__name__}; start from initial_state(params, batch_size)")
+        wi, wh, b, params = self._kernels(params, x, state.hidden)
+        x, h, wi, wh, b = self.policy.cast(x, state.hidden, wi, wh, b)
+        i, f, g, o = jnp.split(x @ wi + h @ wh + b, 4, axis=-1)  # the gates in PyTorch's and Flax's order
+        cell = jax.nn.sigmoid(f) * state.cell + jax.nn.sigmoid(i) * jnp.tanh(g)
+        hidden = jax.nn.sigmoid(o) * jnp.tanh(cell)
+        return (self.policy.output(hidden), LSTMState(hidden=hidden, cell=cell)), params
+
+# %% ../nbs/03e_recurrent.ipynb #72a1b342
+class GRU(_Cell):
+    "GRU cell, state `hidden` [batch, hidden]; gates r, z, n fused: kernels [in | hidden, 3 * hidden]."
+    gates, param_names = 3, ('input_kernel', 'recurrent_kernel', 'bias', 'recurrent_bias')
+    def __init__(self, graph: Graph,
+                 hidden_features: int, # size of the hidden state
+                 *, kernel_init: Callable = default_kernel_init, # per gate, the input kernel (LeCun normal)
+                 recurrent_init: Callable = jax.nn.initializers.orthogonal(), # per gate, the recurrent kernel
+                 bias_init: Callable = jax.nn.initializers.zeros, # the fused and recurrent biases (zeros)
+                 compute_dtype=None,    # dtype of the computation and state (default: policy's or float32)
+                 param_dtype=None,      # dtype of the weights (default: the policy's or float32)
+                 rng: Rng | None = None, # initialises the kernels
+                 metadata: Mapping | None = None): # e.g. {'input_kernel': {...}}
+        super().__init__(graph, hidden_features, kernel_init=kernel_init, recurrent_init=recurrent_init,
+                         bias_init=bias_init, compute_dtype=compute_dtype, param_dtype=param_dtype, rng=rng,
+                         metadata=metadata)
+
+    def initial_state(self,
+                      params: Params,  # unused: the initial state is zeros
+                      batch_size: int  # how many sequences
+                     ) -> jax.Array:
+        "`hidden`: zeros [batch_size, hidden_features]."
+        return self._zeros(batch_size)
+
+    def __call__(self,
+                 params: Params,     # the cell's weights (created on the first step)
+                 state: jax.Array,   # `hidden` [batch, hidden]
+                 x: jax.Array        # this step's input [batch, features]
+                ) -> tuple[tuple[jax.Array, jax.Array], Params]:
+        "One step: `((hidden', hidden'), params)`."
+        if not isinstance(state, jax.Array):
+            raise self.error(InputError, f"the state is one array, hidden [batch, hidden_features], not "
+                                         f"{type(state).__name__}")
+        wi, wh, b, params = self._kernels(params, x, state)
+        bh, params = self.param(params, 'recurrent_bias', (self.hidden_features,), self.bias_init)
+        x, h, wi, wh, b, bh = self.policy.cast(x, state, wi, wh, b, bh)
         xr, xz, xn = jnp.split(x @ wi + b, 3, axis=-1)
         hr, hz, hn = jnp.split(h @ wh, 3, axis=-1)
         r, z = jax.nn.sigmoid(xr + hr), jax.nn.sigmoid(xz + hz)
-        n = jnp.tanh(xn + r * (hn + bh))
+        n = jnp.tanh(xn + r * (hn + bh))  # cuDNN's variant: r scales the projected state and its bias
         h = (1 - z) * n + z * h
         return (self.policy.output(h), h), params
