@@ -7,9 +7,9 @@ from __future__ import annotations
 import math
 from typing import Callable, Mapping, Sequence
 import jax, jax.numpy as jnp, numpy as np
-from .params import Params, path_str
-from .graph import ConfigError, Graph, InputError, Rng
-from .layers import Layer, _ints, _positive_int, default_kernel_init
+from .params import Params, patch
+from .graph import Graph, InputError, Rng
+from .layers import Layer, _as_tuple, _ints, _positive_int, default_kernel_init
 
 # %% auto #0
 __all__ = ['Conv', 'ConvTranspose', 'max_pool', 'min_pool', 'avg_pool', 'MaxPool', 'MinPool', 'AvgPool', 'GlobalPool']
@@ -21,89 +21,131 @@ def _padding(layer: Layer, padding, n: int):
     "`padding` as an upper-case mode or as `n` (low, high) pairs; invalid forms raise `ConfigError`."
     if isinstance(padding, str):
         mode = padding.upper()
-        layer.check(mode in PADDING_MODES, f"padding must be one of {PADDING_MODES} or explicit sizes, got {padding!r}")
-        layer.check(mode != 'CAUSAL' or n == 1, f"CAUSAL padding is for 1-D convolutions (time), but kernel_size has {n} dims")
+        layer.check(mode in PADDING_MODES,
+                    f"padding must be one of {PADDING_MODES} or explicit sizes, got {padding!r}")
+        layer.check(mode != 'CAUSAL' or n == 1,
+                    f"CAUSAL padding is for 1-D convolutions (time), but kernel_size has {n} dims")
         return mode
-    pads = ((padding, padding),) * n if isinstance(padding, (int, np.integer)) else tuple(
-        (p, p) if isinstance(p, (int, np.integer)) else tuple(p) for p in padding)
-    layer.check(len(pads) == n and all(len(p) == 2 and all(isinstance(v, (int, np.integer)) for v in p) for p in pads),
-                f"explicit padding needs one int or (low, high) pair per spatial dim ({n}), got {padding!r}")
+    is_int = lambda v: isinstance(v, (int, np.integer))
+    def pair(p): return (p, p) if is_int(p) else tuple(p) if isinstance(p, Sequence) else ()
+    pads = ((padding, padding),) * n if is_int(padding) else \
+           tuple(map(pair, padding)) if isinstance(padding, Sequence) else ()
+    ok = len(pads) == n and all(len(p) == 2 and all(map(is_int, p)) for p in pads)
+    layer.check(ok, f"explicit padding needs one int or (low, high) pair per spatial dim ({n}), "
+                    f"got {padding!r}")
     return tuple((int(lo), int(hi)) for lo, hi in pads)
 
 def _dimension_numbers(n: int) -> jax.lax.ConvDimensionNumbers:
     "Channels-last inputs and outputs, kernels [*spatial, in, out], for `n` spatial dims."
     spatial = tuple(range(1, n + 1))
-    return jax.lax.ConvDimensionNumbers((0, n + 1) + spatial, (n + 1, n) + tuple(range(n)), (0, n + 1) + spatial)
+    return jax.lax.ConvDimensionNumbers(lhs_spec=(0, n + 1) + spatial, rhs_spec=(n + 1, n) + tuple(range(n)),
+                                        out_spec=(0, n + 1) + spatial)
 
 def _fold_batch(layer: Layer, x: jax.Array, n: int, what: str) -> tuple[jax.Array, tuple]:
     "`x` [*batch, *spatial, channels] as [batch, *spatial, channels], and the batch shape to restore."
     if x.ndim < n + 1:
-        raise InputError(f"{type(layer).__name__} at {path_str(layer.path)!r}: {what} is {n}-D, so inputs need at least "
-                         f"{n + 1} dims [*spatial, channels], got shape {x.shape}")
+        raise layer.error(InputError, f"{what} is {n}-D, so inputs need at least {n + 1} dims "
+                                      f"[*spatial, channels], got shape {x.shape}")
     batch = x.shape[:x.ndim - n - 1]
     return x.reshape((-1,) + x.shape[x.ndim - n - 1:]), batch
 
 # %% ../nbs/03a_conv.ipynb #0759d4cd
 class Conv(Layer):
-    "An N-d convolution, channels last: [*batch, *spatial, in] -> [*batch, *spatial', features]; kernel [*kernel_size, in // num_groups, features]."
+    "An N-d convolution, channels last: [*batch, *spatial, in] -> [*batch, *spatial', features]."
+    param_names = ('kernel', 'bias')
     def __init__(self, graph: Graph,
                  features: int,                       # output channels
                  kernel_size: int | Sequence[int],    # window size; its length is the number of spatial dims
                  *, strides: int | Sequence[int] = 1, # step of the window along each spatial dim
                  padding: str | int | Sequence = 'SAME', # 'SAME', 'VALID', 'CIRCULAR', 'CAUSAL' or explicit sizes
-                 kernel_dilation: int | Sequence[int] = 1, # gaps between kernel taps
-                 input_dilation: int | Sequence[int] = 1,  # gaps between input elements
+                 kernel_dilation: int | Sequence[int] = 1, # gaps between kernel taps (atrous)
+                 input_dilation: int | Sequence[int] = 1,  # gaps between input elements (fractional strides)
                  num_groups: int = 1,                 # independent channel groups (in == num_groups: depthwise)
-                 use_bias: bool = True,
-                 kernel_init: Callable = default_kernel_init, bias_init: Callable = jax.nn.initializers.zeros,
-                 precision=None, compute_dtype=None, param_dtype=None, rng: Rng | None = None,
-                 metadata: Mapping | None = None):
-        super().__init__(graph, compute_dtype=compute_dtype, param_dtype=param_dtype, rng=rng, metadata=metadata)
-        self.kernel_size = (kernel_size,) if isinstance(kernel_size, (int, np.integer)) else tuple(kernel_size)
-        n = len(self.kernel_size)
-        self.check(1 <= n and all(_positive_int(k) for k in self.kernel_size), f"kernel_size must be positive ints, got {kernel_size!r}")
+                 use_bias: bool = True,               # add a learned bias [features]?
+                 kernel_init: Callable = default_kernel_init, # of `kernel` [*kernel_size, in // groups, features]
+                 bias_init: Callable = jax.nn.initializers.zeros, # of `bias` [features] (zeros)
+                 precision=None,                      # `jax.lax.Precision` of the convolution (default: JAX's)
+                 compute_dtype=None,                  # dtype of the computation (default: the graph's policy)
+                 param_dtype=None,                    # dtype of the weights (default: the policy's or float32)
+                 rng: Rng | None = None,              # initialises `kernel`
+                 metadata: Mapping | None = None):    # e.g. {'kernel': {'sharding': (None, None, 'in', 'out')}}
+        super().__init__(graph, compute_dtype=compute_dtype, param_dtype=param_dtype, rng=rng,
+                         metadata=metadata)
+        sizes = _as_tuple(kernel_size) if isinstance(kernel_size, (int, np.integer, Sequence)) else ()
+        self.check(len(sizes) > 0 and all(map(_positive_int, sizes)),
+                   f"kernel_size must be a positive int or a tuple of them, got {kernel_size!r}")
+        self.kernel_size, n = tuple(int(k) for k in sizes), len(sizes)
         self.check(_positive_int(features), f"features must be a positive int, got {features!r}")
-        self.check(_positive_int(num_groups) and features % num_groups == 0, f"num_groups ({num_groups}) must be a positive int dividing features ({features})")
-        self.strides, self.kernel_dilation = _ints(strides, n, 'strides', self), _ints(kernel_dilation, n, 'kernel_dilation', self)
-        self.input_dilation = _ints(input_dilation, n, 'input_dilation', self)
-        self.check(all(v > 0 for v in self.strides + self.kernel_dilation + self.input_dilation),
-                   "strides and dilations must be positive")
+        self.check(_positive_int(num_groups) and features % num_groups == 0,
+                   f"num_groups ({num_groups}) must be a positive int dividing features ({features})")
+        self.strides = _ints(strides, n, 'strides', self, minimum=1)
+        self.kernel_dilation = _ints(kernel_dilation, n, 'kernel_dilation', self, minimum=1)
+        self.input_dilation = _ints(input_dilation, n, 'input_dilation', self, minimum=1)
         self.padding = _padding(self, padding, n)
-        self.features, self.num_groups, self.use_bias, self.precision = int(features), int(num_groups), use_bias, precision
+        self.check(self.padding != 'CIRCULAR' or set(self.input_dilation) == {1},
+                   "CIRCULAR padding wraps the input, which has no meaning between dilated inputs; "
+                   "use input_dilation=1, or explicit padding")
+        self.features, self.num_groups = int(features), int(num_groups)
+        self.use_bias, self.precision = use_bias, precision
         self.kernel_init, self.bias_init = kernel_init, bias_init
 
     def _params(self, params: Params, in_features: int):
         if in_features % self.num_groups:
-            raise ConfigError(f"{type(self).__name__} at {path_str(self.path)!r}: num_groups ({self.num_groups}) must divide the "
-                              f"input channels ({in_features}); pick a group count that divides both")
-        kernel, params = self.param(params, 'kernel', self.kernel_size + (in_features // self.num_groups, self.features),
-                                    self.kernel_init)
+            raise self.error(InputError, f"num_groups ({self.num_groups}) must divide the input channels "
+                                         f"({in_features}); pick a group count that divides both")
+        shape = self.kernel_size + (in_features // self.num_groups, self.features)
+        kernel, params = self.param(params, 'kernel', shape, self.kernel_init)
         bias = None
         if self.use_bias: bias, params = self.param(params, 'bias', (self.features,), self.bias_init)
         return kernel, bias, params
 
-    def __call__(self, params: Params, x: jax.Array) -> tuple[jax.Array, Params]:
+    def _explicit_padding(self, spatial: tuple[int, ...]) -> list | str:
+        "The padding for `lax.conv_general_dilated`: a mode it knows, or (low, high) pairs it can use."
+        dilated = [(k - 1) * d + 1 for k, d in zip(self.kernel_size, self.kernel_dilation)]  # kernel extents
+        if self.padding == 'CAUSAL': return [(dilated[0] - 1, 0)]  # the window ends at the output's position
+        if self.padding not in ('SAME', 'VALID') or set(self.input_dilation) == {1}: return self.padding
+        # JAX's 'SAME' and 'VALID' strings do not take input dilation: size them for the dilated input.
+        size = [(s - 1) * d + 1 for s, d in zip(spatial, self.input_dilation)]
+        return jax.lax.padtype_to_pads(size, dilated, self.strides, self.padding)
+
+    def __call__(self,
+                 params: Params, # kernel and bias (created on the first call)
+                 x: jax.Array    # inputs [*batch, *spatial, in]
+                ) -> tuple[jax.Array, Params]:
+        "`(y, params)`: [*batch, *spatial, in] -> [*batch, *spatial', features]."
         n = len(self.kernel_size)
         x, batch = _fold_batch(self, x, n, 'kernel_size')
         kernel, bias, params = self._params(params, x.shape[-1])
-        dilated = [(k - 1) * d + 1 for k, d in zip(self.kernel_size, self.kernel_dilation)]
-        padding = self.padding
-        if padding == 'CIRCULAR':
+        padding = self._explicit_padding(x.shape[1:-1])
+        if padding == 'CIRCULAR':  # wrap the input around, then a VALID convolution
+            dilated = [(k - 1) * d + 1 for k, d in zip(self.kernel_size, self.kernel_dilation)]
             x = jnp.pad(x, [(0, 0)] + [((k - 1) // 2, k // 2) for k in dilated] + [(0, 0)], mode='wrap')
             padding = 'VALID'
-        elif padding == 'CAUSAL':
-            x = jnp.pad(x, [(0, 0), (dilated[0] - 1, 0), (0, 0)])
-            padding = 'VALID'
+        _check_output(self, x.shape[1:-1], padding)
         x, kernel, bias = self.policy.cast(x, kernel, bias)
-        y = jax.lax.conv_general_dilated(x, kernel, self.strides, padding, lhs_dilation=self.input_dilation,
-                                         rhs_dilation=self.kernel_dilation, dimension_numbers=_dimension_numbers(n),
+        y = jax.lax.conv_general_dilated(x, kernel, self.strides, padding,
+                                         lhs_dilation=self.input_dilation, rhs_dilation=self.kernel_dilation,
+                                         dimension_numbers=_dimension_numbers(n),
                                          feature_group_count=self.num_groups, precision=self.precision)
         if bias is not None: y = y + bias
         return self.policy.output(y.reshape(batch + y.shape[1:])), params
 
+def _check_output(layer, spatial: tuple[int, ...], padding):
+    "A window that fits nowhere (bigger than the padded input) is an error, not an empty output."
+    if isinstance(padding, str) and padding == 'SAME': return
+    pads = [(0, 0)] * len(spatial) if padding == 'VALID' else padding
+    dilation = getattr(layer, 'input_dilation', (1,) * len(spatial))
+    window = [(k - 1) * d + 1 for k, d in zip(layer.kernel_size, layer.kernel_dilation)]
+    room = [(s - 1) * i + 1 + lo + hi for s, i, (lo, hi) in zip(spatial, dilation, pads)]
+    if any(r < w for r, w in zip(room, window)):
+        raise layer.error(InputError, f"the window {tuple(window)} (kernel_size with kernel_dilation) is "
+                                      f"larger than the padded input {tuple(room)}; use 'SAME' padding "
+                                      f"or a smaller kernel")
+
 # %% ../nbs/03a_conv.ipynb #bc6cb192
 def _transpose_padding(k: int, s: int, mode: str) -> tuple[int, int]:
-    "Padding of the dilated input that gives a transposed convolution its 'SAME' (input x stride) or 'VALID' output size."
+    "Padding of the dilated input that gives a transposed convolution its 'SAME' (input x stride) size, "
+    "or its 'VALID' (full) size."
     if mode == 'SAME':
         total = k + s - 2
         low = k - 1 if s > k - 1 else -(-total // 2)
@@ -113,38 +155,55 @@ def _transpose_padding(k: int, s: int, mode: str) -> tuple[int, int]:
     return low, total - low
 
 class ConvTranspose(Conv):
-    "A transposed (fractionally strided) N-d convolution: [*batch, *spatial, in] -> [*batch, *spatial * strides, features]."
-    def __init__(self, graph: Graph, features: int, kernel_size: int | Sequence[int], *,
-                 strides: int | Sequence[int] = 1, padding: str | int | Sequence = 'SAME',
-                 kernel_dilation: int | Sequence[int] = 1, num_groups: int = 1, use_bias: bool = True,
-                 kernel_init: Callable = default_kernel_init, bias_init: Callable = jax.nn.initializers.zeros,
-                 precision=None, compute_dtype=None, param_dtype=None, rng: Rng | None = None,
-                 metadata: Mapping | None = None):
-        super().__init__(graph, features, kernel_size, strides=strides, padding=padding, kernel_dilation=kernel_dilation,
-                         num_groups=num_groups, use_bias=use_bias, kernel_init=kernel_init, bias_init=bias_init, precision=precision,
+    "A transposed N-d convolution, upsampling by `strides`: [*batch, *spatial, in] -> [*batch, *spatial', features]."
+    def __init__(self, graph: Graph,
+                 features: int,                       # output channels
+                 kernel_size: int | Sequence[int],    # window size; its length is the number of spatial dims
+                 *, strides: int | Sequence[int] = 1, # upsampling factor along each spatial dim
+                 padding: str | int | Sequence = 'SAME', # 'SAME' (size x strides), 'VALID', 'CIRCULAR', ...
+                 kernel_dilation: int | Sequence[int] = 1, # gaps between kernel taps
+                 num_groups: int = 1,                 # independent channel groups (in == num_groups: depthwise)
+                 use_bias: bool = True,               # add a learned bias [features]?
+                 kernel_init: Callable = default_kernel_init, # of `kernel` [*kernel_size, in // groups, features]
+                 bias_init: Callable = jax.nn.initializers.zeros, # of `bias` [features] (zeros)
+                 precision=None,                      # `jax.lax.Precision` of the convolution (default: JAX's)
+                 compute_dtype=None,                  # dtype of the computation (default: the graph's policy)
+                 param_dtype=None,                    # dtype of the weights (default: the policy's or float32)
+                 rng: Rng | None = None,              # initialises `kernel`
+                 metadata: Mapping | None = None):    # e.g. {'kernel': {...}}
+        super().__init__(graph, features, kernel_size, strides=strides, padding=padding,
+                         kernel_dilation=kernel_dilation, num_groups=num_groups, use_bias=use_bias,
+                         kernel_init=kernel_init, bias_init=bias_init, precision=precision,
                          compute_dtype=compute_dtype, param_dtype=param_dtype, rng=rng, metadata=metadata)
 
-    def __call__(self, params: Params, x: jax.Array) -> tuple[jax.Array, Params]:
+    def __call__(self,
+                 params: Params, # kernel and bias (created on the first call)
+                 x: jax.Array    # inputs [*batch, *spatial, in]
+                ) -> tuple[jax.Array, Params]:
+        "`(y, params)`: [*batch, *spatial, in] -> [*batch, *spatial * strides, features] (with 'SAME')."
         n = len(self.kernel_size)
         x, batch = _fold_batch(self, x, n, 'kernel_size')
         kernel, bias, params = self._params(params, x.shape[-1])
         dilated = [(k - 1) * d + 1 for k, d in zip(self.kernel_size, self.kernel_dilation)]
         mode = self.padding if isinstance(self.padding, str) else None
-        if mode in ('SAME', 'VALID'): pads = [_transpose_padding(k, s, mode) for k, s in zip(dilated, self.strides)]
-        elif mode == 'CIRCULAR': pads = [_transpose_padding(k, s, 'VALID') for k, s in zip(dilated, self.strides)]
-        elif mode == 'CAUSAL': pads = [(dilated[0] - 1, self.strides[0] - 1)]
-        else: pads = list(self.padding)
+        if mode == 'CAUSAL': pads = [(dilated[0] - 1, self.strides[0] - 1)]  # output t sees inputs <= t // s
+        elif mode is None: pads = list(self.padding)
+        else:  # CIRCULAR: the full ('VALID') output, wrapped around below
+            pads = [_transpose_padding(k, s, 'SAME' if mode == 'SAME' else 'VALID')
+                    for k, s in zip(dilated, self.strides)]
         x_dims = x.shape[1:-1]
         x, kernel, bias = self.policy.cast(x, kernel, bias)
-        y = jax.lax.conv_general_dilated(x, kernel, (1,) * n, pads, lhs_dilation=self.strides, rhs_dilation=self.kernel_dilation,
-                                         dimension_numbers=_dimension_numbers(n), feature_group_count=self.num_groups,
-                                         precision=self.precision)
+        # A convolution of the input dilated by the strides: lhs_dilation=strides, window stride 1.
+        y = jax.lax.conv_general_dilated(x, kernel, (1,) * n, pads,
+                                         lhs_dilation=self.strides, rhs_dilation=self.kernel_dilation,
+                                         dimension_numbers=_dimension_numbers(n),
+                                         feature_group_count=self.num_groups, precision=self.precision)
         if mode == 'CIRCULAR': y = _wrap(y, [d * s for d, s in zip(x_dims, self.strides)])
         if bias is not None: y = y + bias
         return self.policy.output(y.reshape(batch + y.shape[1:])), params
 
 def _wrap(y: jax.Array, periods: list[int]) -> jax.Array:
-    "Fold a full transposed-convolution output periodically onto `periods` (input size x stride) per spatial dim."
+    "Fold a full transposed-convolution output onto `periods` (input size x stride) per spatial dim."
     pads = []
     for size, period in zip(y.shape[1:-1], periods):
         extra = -(size - period) % (2 * period)
@@ -155,67 +214,131 @@ def _wrap(y: jax.Array, periods: list[int]) -> jax.Array:
     return y
 
 # %% ../nbs/03a_conv.ipynb #6bc05730
-def _pool(x, init, reduce_fn, window: Sequence[int], strides, padding, where: str = 'pool'):
+def _window(window, strides, padding, where: str) -> tuple:
+    "`window`, `strides` and `padding` of a pooling as tuples, or a ValueError naming the function."
+    is_int = lambda v: isinstance(v, (int, np.integer))
+    sizes = _as_tuple(window) if is_int(window) or isinstance(window, Sequence) else ()
+    if not (len(sizes) > 0 and all(map(_positive_int, sizes))):
+        raise ValueError(f"{where}: window must be a positive int or a tuple of them, got {window!r}")
+    n = len(sizes)
+    steps = (1,) * n if strides is None else (strides,) * n if is_int(strides) else strides
+    if not (isinstance(steps, Sequence) and len(steps) == n and all(map(_positive_int, steps))):
+        raise ValueError(f"{where}: strides must be a positive int or {n} of them, got {strides!r}")
+    if isinstance(padding, str):
+        if padding.upper() not in ('SAME', 'VALID'):
+            raise ValueError(f"{where}: padding is 'SAME', 'VALID' or explicit (low, high) pairs, "
+                             f"got {padding!r}")
+        padding = padding.upper()
+    else:
+        pads = ((padding, padding),) * n if is_int(padding) else tuple(map(tuple, padding))
+        if len(pads) != n or any(len(p) != 2 for p in pads):
+            raise ValueError(f"{where}: explicit padding needs one (low, high) pair per spatial dim ({n}), "
+                             f"got {padding!r}")
+        padding = tuple((int(lo), int(hi)) for lo, hi in pads)
+    return tuple(int(w) for w in sizes), tuple(int(s) for s in steps), padding
+
+def _pool(x, init, reduce_fn, window, strides, padding, where: str):
+    window, strides, padding = _window(window, strides, padding, where)
     n = len(window)
     if x.ndim < n + 1:
-        raise InputError(f"{where}: the window {tuple(window)} is {n}-D, so inputs need at least {n + 1} dims, got shape {x.shape}")
-    strides = tuple(strides) if strides is not None else (1,) * n
-    if not isinstance(padding, str): padding = tuple(tuple(p) for p in padding)
-    lead = x.ndim - n - 1
+        raise ValueError(f"{where}: the window {window} is {n}-D, so inputs need at least {n + 1} dims "
+                         f"[*spatial, channels], got shape {x.shape}")
+    lead = x.ndim - n - 1  # batch dims: the window and strides are 1 there, and on the channels
     pads = padding if isinstance(padding, str) else ((0, 0),) * lead + padding + ((0, 0),)
-    return jax.lax.reduce_window(x, init, reduce_fn, (1,) * lead + tuple(window) + (1,), (1,) * lead + strides + (1,), pads)
+    return jax.lax.reduce_window(x, init, reduce_fn, window_dimensions=(1,) * lead + window + (1,),
+                                 window_strides=(1,) * lead + strides + (1,), padding=pads)
 
-def max_pool(x: jax.Array, window: Sequence[int], strides: Sequence[int] | None = None, padding='VALID') -> jax.Array:
+def max_pool(x: jax.Array,                    # inputs [*batch, *spatial, channels]
+             window: int | Sequence[int],     # window size; its length is the number of spatial dims
+             strides: int | Sequence[int] | None = None, # step along each spatial dim (default: 1)
+             padding: str | Sequence = 'VALID' # 'SAME', 'VALID' or (low, high) per spatial dim
+            ) -> jax.Array:
     "Maximum over each window: [*batch, *spatial, channels] -> [*batch, *spatial', channels]."
     return _pool(x, -jnp.inf, jax.lax.max, window, strides, padding, 'max_pool')
 
-def min_pool(x: jax.Array, window: Sequence[int], strides: Sequence[int] | None = None, padding='VALID') -> jax.Array:
-    "Minimum over each window."
+def min_pool(x: jax.Array,                    # inputs [*batch, *spatial, channels]
+             window: int | Sequence[int],     # window size; its length is the number of spatial dims
+             strides: int | Sequence[int] | None = None, # step along each spatial dim (default: 1)
+             padding: str | Sequence = 'VALID' # 'SAME', 'VALID' or (low, high) per spatial dim
+            ) -> jax.Array:
+    "Minimum over each window: [*batch, *spatial, channels] -> [*batch, *spatial', channels]."
     return _pool(x, jnp.inf, jax.lax.min, window, strides, padding, 'min_pool')
 
-def avg_pool(x: jax.Array, window: Sequence[int], strides: Sequence[int] | None = None, padding='VALID',
-             count_include_pad: bool = True) -> jax.Array:
-    "Mean over each window; with `count_include_pad=False`, padded positions do not count in the mean."
+def avg_pool(x: jax.Array,                    # inputs [*batch, *spatial, channels]
+             window: int | Sequence[int],     # window size; its length is the number of spatial dims
+             strides: int | Sequence[int] | None = None, # step along each spatial dim (default: 1)
+             padding: str | Sequence = 'VALID', # 'SAME', 'VALID' or (low, high) per spatial dim
+             count_include_pad: bool = True   # divide by the window size (True) or by its unpadded inputs
+            ) -> jax.Array:
+    "Mean over each window: [*batch, *spatial, channels] -> [*batch, *spatial', channels]."
     total = _pool(x, 0.0, jax.lax.add, window, strides, padding, 'avg_pool')
-    if count_include_pad: return total / math.prod(window)
-    ones = jnp.ones((1,) * (x.ndim - len(window) - 1) + x.shape[x.ndim - len(window) - 1:-1] + (1,), x.dtype)
+    n = len(_as_tuple(window))
+    if count_include_pad: return total / math.prod(_as_tuple(window))
+    ones = jnp.ones((1,) * (x.ndim - n - 1) + x.shape[x.ndim - n - 1:-1] + (1,), x.dtype)  # count real inputs
     return total / _pool(ones, 0.0, jax.lax.add, window, strides, padding, 'avg_pool')
 
 # %% ../nbs/03a_conv.ipynb #5fbaa1be
 class _Pool(Layer):
     "Pooling as a parameter-free module."
-    reduce: Callable
-    def __init__(self, graph: Graph, window: int | Sequence[int], strides: int | Sequence[int] | None = None,
-                 padding: str | Sequence = 'VALID', **options):
+    param_names = ()
+    _reduce: Callable  # the pooling function
+    def __init__(self, graph: Graph,
+                 window: int | Sequence[int],     # window size; its length is the number of spatial dims
+                 strides: int | Sequence[int] | None = None, # step along each spatial dim (default: 1)
+                 padding: str | Sequence = 'VALID', # 'SAME', 'VALID' or (low, high) per spatial dim
+                 **options):                      # more options of the function (avg_pool: count_include_pad)
         super().__init__(graph)
-        self.window = (window,) if isinstance(window, (int, np.integer)) else tuple(window)
-        self.check(len(self.window) > 0 and all(_positive_int(w) for w in self.window), f"window must be positive ints, got {window!r}")
-        self.strides = None if strides is None else _ints(strides, len(self.window), 'strides', self)
-        self.check(self.strides is None or all(s > 0 for s in self.strides), f"strides must be positive, got {strides!r}")
-        self.padding = _padding(self, padding, len(self.window))
-        self.check(self.padding in ('SAME', 'VALID') or not isinstance(self.padding, str), f"pooling padding is 'SAME', 'VALID' or explicit, got {padding!r}")
+        try: self.window, self.strides, self.padding = _window(window, strides, padding, type(self).__name__)
+        except ValueError as e: raise self.error(ConfigError, str(e).split(': ', 1)[1]) from None
         self.options = options
-    def __call__(self, params: Params, x: jax.Array) -> tuple[jax.Array, Params]:
-        return type(self).reduce(x, self.window, self.strides, self.padding, **self.options), params
+
+    def __call__(self,
+                 params: Params, # passed through: pooling has no parameters
+                 x: jax.Array    # inputs [*batch, *spatial, channels]
+                ) -> tuple[jax.Array, Params]:
+        "`(y, params)`: [*batch, *spatial, channels] -> [*batch, *spatial', channels]."
+        n = len(self.window)
+        if x.ndim < n + 1:
+            raise self.error(InputError, f"the window {self.window} is {n}-D, so inputs need at least "
+                                         f"{n + 1} dims [*spatial, channels], got shape {x.shape}")
+        return type(self)._reduce(x, self.window, self.strides, self.padding, **self.options), params
 
 class MaxPool(_Pool):
     "`max_pool` as a module."
-    reduce = max_pool
+    _reduce = staticmethod(max_pool)
+
 class MinPool(_Pool):
     "`min_pool` as a module."
-    reduce = min_pool
+    _reduce = staticmethod(min_pool)
+
 class AvgPool(_Pool):
     "`avg_pool` as a module (`count_include_pad` as a keyword)."
-    reduce = avg_pool
+    _reduce = staticmethod(avg_pool)
 
 class GlobalPool(Layer):
-    "Mean (or max) over the spatial axes: [batch, *spatial, channels] -> [batch, channels]."
-    def __init__(self, graph: Graph, kind: str = 'avg', keepdims: bool = False):
+    "Mean (or max) over the spatial axes: [*batch, *spatial, channels] -> [*batch, channels]."
+    param_names = ()
+    def __init__(self, graph: Graph,
+                 kind: str = 'avg',               # 'avg' or 'max'
+                 keepdims: bool = False,          # keep the spatial axes, with size 1
+                 *, num_spatial_dims: int | None = None): # spatial axes before the channels (default: all
+                                                          # between the first axis and the channels)
         super().__init__(graph)
         self.check(kind in ('avg', 'max'), f"kind must be 'avg' or 'max', got {kind!r}")
-        self.kind, self.keepdims = kind, keepdims
-    def __call__(self, params: Params, x: jax.Array) -> tuple[jax.Array, Params]:
-        if x.ndim < 3: raise InputError(f"GlobalPool at {path_str(self.path)!r} needs [batch, *spatial, channels], got shape {x.shape}")
-        axes = tuple(range(1, x.ndim - 1))
+        self.check(num_spatial_dims is None or _positive_int(num_spatial_dims),
+                   f"num_spatial_dims must be a positive int (or None), got {num_spatial_dims!r}")
+        self.kind, self.keepdims, self.num_spatial_dims = kind, keepdims, num_spatial_dims
+
+    def __call__(self,
+                 params: Params, # passed through: pooling has no parameters
+                 x: jax.Array    # inputs [*batch, *spatial, channels]
+                ) -> tuple[jax.Array, Params]:
+        "`(y, params)`: the spatial axes reduced away (or kept with size 1)."
+        n = x.ndim - 2 if self.num_spatial_dims is None else self.num_spatial_dims
+        if n < 1 or x.ndim < n + 1:
+            want = ('[batch, *spatial, channels]' if self.num_spatial_dims is None
+                    else f"{n} spatial dims and channels")
+            raise self.error(InputError, f"needs {want}, got shape {x.shape}")
+        axes = tuple(range(x.ndim - 1 - n, x.ndim - 1))
         reduce = jnp.mean if self.kind == 'avg' else jnp.max
         return reduce(x, axis=axes, keepdims=self.keepdims), params
