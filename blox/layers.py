@@ -101,7 +101,7 @@ def _ints(value, n: int, name: str, layer: Layer, *, minimum: int = 0) -> tuple[
     layer.check(len(out) == n and ok, f"{name} must be an int or {n} ints, each >= {minimum}, got {value!r}")
     return tuple(int(v) for v in out)
 
-# %% ../nbs/03_layers.ipynb #8d1f8ed7
+# %% ../nbs/03_layers.ipynb #70871c67
 default_kernel_init = jax.nn.initializers.lecun_normal()  # truncated normal, variance 1 / fan-in
 
 # %% ../nbs/03_layers.ipynb #cdbd5f9e
@@ -188,7 +188,7 @@ class DenseGeneral(Layer):
         y = jax.lax.dot_general(x, kernel, (contract, ((), ())), precision=self.precision)
         return self.policy.output(y if bias is None else y + bias), params
 
-# %% ../nbs/03_layers.ipynb #eb4fa1f0
+# %% ../nbs/03_layers.ipynb #bf27f57e
 default_embedding_init = jax.nn.initializers.variance_scaling(1.0, 'fan_in', 'normal', out_axis=0)  # unit variance
 
 # %% ../nbs/03_layers.ipynb #6f13819b

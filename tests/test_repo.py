@@ -11,5 +11,8 @@ def test_readme_matches_index():
         "README.md is out of date: run `python tools/make_readme.py` and commit it"
 
 def test_docs_preprocessing():
-    "`nbdev_proc_nbs` (what `nbdev_docs` runs before Quarto) must process every notebook: it runs show_doc and imports."
-    docs_report.proc_nbs()  # raises with nbdev's output if a notebook fails or is not processed
+    "`nbdev_proc_nbs` (what `nbdev_docs` runs before Quarto) processes every notebook, and every public method and "
+    "`__call__` of `bx.*` reaches the docs through a show_doc."
+    proc = docs_report.proc_nbs()  # raises with nbdev's output if a notebook fails or is not processed
+    missing = docs_report.undocumented(proc)
+    assert not missing, f"public methods that reach no page of the docs (add a show_doc cell): {missing}"
