@@ -92,6 +92,9 @@ class Param:
                  value,                  # the array (or a tracer, or a `jax.ShapeDtypeStruct`)
                  trainable: bool = True, # do gradients flow to it? `Params.split` divides on this
                  metadata: Mapping[str, Any] | None = None): # static facts, e.g. sharding axes
+        if isinstance(value, Param):
+            raise StructureError("a Param's value is an array, not another Param: pass `param.value` (and "
+                                 "the flags as keywords, e.g. params.set(path, value, trainable=False))")
         object.__setattr__(self, 'value', value)
         object.__setattr__(self, 'trainable', bool(trainable))
         object.__setattr__(self, 'metadata', metadata if type(metadata) is Metadata else
