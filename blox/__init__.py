@@ -19,5 +19,6 @@ from .attention import *
 from .blocks import *
 from .recurrent import *
 from .models import *
+from .training import *
 __all__ = sorted(name for name, value in globals().items()
                  if not name.startswith('_') and not isinstance(value, _types.ModuleType) and name != 'annotations')
