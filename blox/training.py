@@ -6,7 +6,7 @@
 from __future__ import annotations
 import dataclasses, json, os, time
 from pathlib import Path
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import Any
 import jax, jax.numpy as jnp, numpy as np, optax
 from .params import BloxError, Params, StructureError, patch, path_str
@@ -137,13 +137,41 @@ def _batch_size(batch) -> int:
     return int(np.shape(leaves[0])[0]) if leaves and np.ndim(leaves[0]) else 1
 
 # %% ../nbs/04_training.ipynb #c591163d
+class _Batches(Sequence):
+    "Batch `b` of a stream of examples that concatenates one seeded permutation of the data per epoch."
+    def __init__(self, data, size: int, batch_size: int, seed, num_epochs, drop_remainder: bool, shard: tuple):
+        self.data, self.size, self.batch_size, self.seed = data, size, batch_size, seed
+        self.index, self.count = shard  # this process takes stream positions index, index + count, ...
+        self.examples = None if num_epochs is None else -(-(size * num_epochs - self.index) // self.count)
+        if self.examples is None: self.length = 2 ** 62                       # forever
+        else: self.length = (self.examples // batch_size if drop_remainder else -(-self.examples // batch_size))
+        self._orders = {}
+
+    def __len__(self): return self.length
+    def _order(self, epoch: int) -> np.ndarray:
+        if self.seed is None: return np.arange(self.size)
+        if epoch not in self._orders:
+            if len(self._orders) > 2: self._orders.pop(next(iter(self._orders)))
+            self._orders[epoch] = np.random.default_rng((self.seed, epoch)).permutation(self.size)
+        return self._orders[epoch]
+
+    def __getitem__(self, b: int):
+        if not 0 <= b < self.length: raise IndexError(f"batch {b} of {self.length}")
+        stop = (b + 1) * self.batch_size
+        if self.examples is not None: stop = min(stop, self.examples)
+        epochs, offsets = np.divmod(np.arange(b * self.batch_size, stop) * self.count + self.index, self.size)
+        ids = np.empty_like(offsets)
+        for epoch in np.unique(epochs):  # one epoch, or two where the batch crosses a boundary
+            ids[epochs == epoch] = self._order(int(epoch))[offsets[epochs == epoch]]
+        return jax.tree.map(lambda a: a[ids], self.data)
+
 def batches(data,                          # arrays with a leading example axis: one, a tuple, or a dict of them
             batch_size: int,               # examples per batch (per process, when there are several)
             *, seed: int | None = None,    # shuffle with this seed, anew each epoch (`None`: keep the order)
             num_epochs: int | None = 1,    # passes over the data (`None`: forever)
             drop_remainder: bool = False,  # drop a last batch smaller than `batch_size`
-            process_shard: bool = True):   # each of `jax.process_count()` processes takes its own slice
-    "A grain `MapDataset` of batches from in-memory arrays; `iter()` of it has a small checkpointable state."
+            process_shard: bool = True):   # each of `jax.process_count()` processes takes its own examples
+    "A grain dataset of batches from in-memory arrays; `iter()` of it has a small checkpointable state."
     import grain
     data = jax.tree.map(np.asarray, data)
     sizes = sorted({np.shape(a)[0] if np.ndim(a) else 0 for a in jax.tree.leaves(data)})
@@ -153,13 +181,11 @@ def batches(data,                          # arrays with a leading example axis:
         raise ConfigError(f"batches: batch_size must be a positive int, got {batch_size!r}")
     if num_epochs is not None and (not isinstance(num_epochs, (int, np.integer)) or num_epochs < 1):
         raise ConfigError(f"batches: num_epochs must be a positive int or None (forever), got {num_epochs!r}")
-    indices = grain.MapDataset.range(sizes[0])
-    if seed is not None: indices = indices.shuffle(seed=seed)
-    if num_epochs != 1: indices = indices.repeat(num_epochs)
-    if process_shard and jax.process_count() > 1:
-        indices = indices[jax.process_index()::jax.process_count()]
-    gather = lambda idx: jax.tree.map(lambda a: a[idx], data)
-    return indices.batch(batch_size, drop_remainder=drop_remainder).map(gather)
+    shard = (jax.process_index(), jax.process_count()) if process_shard else (0, 1)
+    source = _Batches(data, sizes[0], int(batch_size), seed, num_epochs, drop_remainder, shard)
+    # Gathers run in the caller's thread: under asynchronous dispatch the host gathers batch k + 1 while the
+    # device computes step k, and nothing is read ahead, so no memory goes to batches not yet asked for.
+    return grain.MapDataset.source(source).to_iter_dataset(grain.ReadOptions(num_threads=0, prefetch_buffer_size=0))
 
 # %% ../nbs/04_training.ipynb #e17bc773
 class CheckpointError(BloxError, RuntimeError):
@@ -369,29 +395,39 @@ def fit(step_fn: Callable,                    # `jax.jit(train_step(...), donate
     history = {'train': {}, 'eval': {}, **json.loads(json.dumps(history or {}))}  # a copy: the caller's stays
     start = int(state.step)
     bar = tqdm(total=num_steps, initial=start, disable=not progress, unit='step', dynamic_ncols=True)
-    pending, examples, clock, shown = [], 0, time.perf_counter(), {}
+    shown, pending, closed, examples, clock = {}, [], [], 0, time.perf_counter()
+    def read_back(keep: int):
+        "Record every closed interval but the newest `keep`: the device has finished those, so this rarely waits."
+        while len(closed) > keep:
+            steps, rate = closed.pop(0)
+            steps = jax.device_get(steps)
+            _check_finite(state, steps, history)
+            means = {k: np.mean([m[k] for _, m in steps]) for k in steps[0][1] if k != 'first_nonfinite_grad'}
+            _record(history['train'], steps[-1][0], means)
+            shown.update(loss=f"{means['loss']:.4g}", **{'examples/s': f"{rate:,.0f}"})
     try:
         for step in range(start + 1, num_steps + 1):
             batch = next(data)
             examples += _batch_size(batch)
             state, metrics = step_fn(state, batch)
             pending.append((step, metrics))
-            last = step == num_steps
-            if step % log_every == 0 or last:              # the only wait for the device, every log_every steps
-                pending = jax.device_get(pending)
-                _check_finite(state, pending, history)
-                means = {k: np.mean([m[k] for _, m in pending]) for k in pending[0][1] if k != 'first_nonfinite_grad'}
-                _record(history['train'], step, means)
+            last, evaluating = step == num_steps, eval_fn is not None and ((eval_every and step % eval_every == 0))
+            saving = checkpointer is not None and ((checkpoint_every and step % checkpoint_every == 0) or last)
+            if step % log_every == 0 or last:
                 now = time.perf_counter()
-                shown.update(loss=f"{means['loss']:.4g}", **{'examples/s': f"{examples / (now - clock):.4g}"})
+                closed.append((pending, examples / (now - clock)))
                 pending, examples, clock = [], 0, now
-            if eval_fn is not None and ((eval_every and step % eval_every == 0) or last):
+                read_back(keep=0 if last or evaluating or saving else 1)  # one interval behind: no wait
+            if evaluating or (last and eval_fn is not None):
+                read_back(keep=0)
                 _record(history['eval'], step, evaluate(eval_fn, state.params, eval_data))
                 shown['eval_loss'] = f"{history['eval']['loss'][-1]:.4g}"
-            if checkpointer is not None and ((checkpoint_every and step % checkpoint_every == 0) or last):
+            if saving:
+                read_back(keep=0)   # the history saved with the state is complete up to its step
                 checkpointer.save(state, data=data, history=history)
-            bar.set_postfix(shown, refresh=False)
-            bar.update(1)
+            if step % log_every == 0 or last or evaluating or saving:  # not every step: tqdm costs ~50 us a call
+                bar.set_postfix(shown, refresh=False)
+                bar.update(step - bar.n)
     finally:
         bar.close()
         if checkpointer is not None: checkpointer.wait()
