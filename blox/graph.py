@@ -441,6 +441,11 @@ class Rng(Module):
         if seed is None or counter is None:
             raise self.error(RngError, "there is no seed in these params; seed it first with "
                                        "params = rng.seed(params, seed=0)")
+        if seed.value.shape != () or counter.value.shape != ():  # static shapes: free to check
+            raise self.error(RngError, f"the seed and counter in these params have shapes {seed.value.shape} and "
+                                       f"{counter.value.shape}, not (): they are one state per lane, as jax.vmap "
+                                       f"returns params by default. Return the state every lane shares unbatched, "
+                                       f"with out_axes=None for the params (e.g. jax.vmap(f, out_axes=(0, None)))")
         return seed.value, counter.value
 
     def _check_axes(self):

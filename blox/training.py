@@ -41,7 +41,7 @@ class TrainState:
                optimizer: optax.GradientTransformation, # any optax transformation
                *, ema: bool = False                    # also keep a moving average of the weights?
               ) -> TrainState:
-        "The state before the first step: `params` locked, `optimizer.init` of their trainable half, step 0."
+        "The state before the first step: `params` locked (the same buffers), `optimizer.init` of the trainable half."
         params = params.locked()
         trainable, _ = params.split()
         state = cls(params, optimizer.init(trainable), jnp.zeros((), jnp.int32), trainable if ema else None)
@@ -59,6 +59,9 @@ class TrainState:
 def _loss_outputs(out, where: str):
     "`(loss, metrics, params)` from what a loss function returned: `((loss, metrics), params)` or `(loss, params)`."
     usage = "a loss function returns `(loss, metrics), params` or `loss, params`, as a module returns `outputs, params`"
+    if type(out) is tuple and len(out) == 2 and isinstance(out[0], Params):
+        raise CallError(f"{where}: the loss function returned (params, outputs); return `(outputs, params)`, in "
+                        f"that order")
     if type(out) is not tuple or len(out) != 2 or not isinstance(out[1], Params):
         raise CallError(f"{where}: the loss function returned {_kind(out)}; {usage}")
     value, params = out
