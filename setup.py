@@ -12,12 +12,13 @@ expected = cfg_keys + 'lib_name user branch license status min_python audience l
 for o in expected: assert o in cfg, f'missing expected setting: {o}'
 setup_cfg = {o: cfg[o] for o in cfg_keys}
 
-licenses = {'mit': ('MIT License', 'OSI Approved :: MIT License')}
+licenses = {'mit': ('MIT', None)}  # an SPDX expression (license classifiers are deprecated)
 statuses = ['1 - Planning', '2 - Pre-Alpha', '3 - Alpha', '4 - Beta', '5 - Production/Stable', '6 - Mature', '7 - Inactive']
 py_versions = '3.11 3.12 3.13 3.14'.split()
 
 def reqs(key): return shlex.split(cfg.get(key, ''))
 requirements = reqs('requirements')
+demo_requirements = reqs('demo_requirements')
 notebook_requirements = reqs('notebook_requirements')
 dev_requirements = notebook_requirements + reqs('dev_requirements')
 min_python = cfg['min_python']
@@ -30,13 +31,12 @@ setuptools.setup(
         'Development Status :: ' + statuses[int(cfg['status'])],
         'Intended Audience :: ' + cfg['audience'].title(),
         'Natural Language :: ' + cfg['language'].title(),
-    ] + ['Programming Language :: Python :: ' + o for o in py_versions[py_versions.index(min_python):]]
-      + (['License :: ' + lic[1]] if lic[1] else []),
+    ] + ['Programming Language :: Python :: ' + o for o in py_versions[py_versions.index(min_python):]],
     url=cfg['git_url'],
     packages=setuptools.find_packages(include=[cfg['lib_path'], cfg['lib_path'] + '.*']),
     include_package_data=True,
     install_requires=requirements,
-    extras_require={'notebooks': notebook_requirements, 'dev': dev_requirements},
+    extras_require={'demo': demo_requirements, 'notebooks': notebook_requirements, 'dev': dev_requirements},
     python_requires='>=' + min_python,
     long_description=open('README.md', encoding='utf-8').read(),
     long_description_content_type='text/markdown',
