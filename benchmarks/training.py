@@ -4,7 +4,9 @@
    non-finite gradient) vs the same step written by hand (split -> value_and_grad -> optax -> merge), both donated.
 2. The loop helper: `bx.fit` (history every 10 steps, no progress bar, and with a progress bar) vs a hand-written
    Python loop over the same jitted step and the same grain iterator.
-Both at two sizes: a small MLP on 8x8 digits (dispatch-bound: the per-step overhead shows) and the digits ConvNet
+3. The data: a batch from `bx.batches` (whole batches gathered from per-epoch permutations) vs grain's own
+   `MapDataset.range(n).shuffle().repeat().batch().map(gather)`, which visits every example in Python.
+1 and 2 at two sizes: a small MLP on 8x8 digits (dispatch-bound: the per-step overhead shows) and the digits ConvNet
 (compute-bound). Each timing is the best of several repeats of N steps, after a warm-up that compiles; run on an
 idle machine."""
 import argparse, contextlib, gc, io, time
@@ -93,12 +95,28 @@ def run(kind: str, steps: int, repeat: int, batch_size: int):
     print(f"  2. loop over grain batches     by hand {per(t_loop)}   fit {per(t_fit)} (ratio {t_fit / t_loop:.3f}x)"
           f"   fit + progress bar {per(t_fit_bar)} (ratio {t_fit_bar / t_loop:.3f}x)")
 
+def data(repeat: int, batch_size: int = 64, count: int = 300):
+    import grain
+    _, _, _, arrays = setup('mlp')
+    n = len(arrays['label'])
+    ours = iter(bx.batches(arrays, batch_size, seed=0, num_epochs=None, drop_remainder=True))
+    gather = lambda idx: jax.tree.map(lambda a: a[idx], arrays)
+    theirs = iter(grain.MapDataset.range(n).shuffle(seed=0).repeat(None).batch(batch_size, drop_remainder=True)
+                  .map(gather).to_iter_dataset(grain.ReadOptions(num_threads=0, prefetch_buffer_size=0)))
+    def per_batch(it):
+        next(it)
+        return best(lambda: [next(it) for _ in range(count)], repeat) / count
+    a, b = per_batch(ours), per_batch(theirs)
+    print(f"data (batch {batch_size} of 8x8 digits, best of {repeat})")
+    print(f"  3. bx.batches {a * 1e6:6.0f} us/batch   grain shuffle+batch {b * 1e6:6.0f} us/batch   ratio {a / b:.3f}x")
+
 if __name__ == '__main__':
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
-    parser.add_argument('--only', choices=['mlp', 'convnet'])
+    parser.add_argument('--only', choices=['mlp', 'convnet', 'data'])
     parser.add_argument('--steps', type=int, default=300)
     parser.add_argument('--repeat', type=int, default=5)
     args = parser.parse_args()
     print(f"jax {jax.__version__} on {jax.devices()[0].platform} ({jax.device_count()} devices)")
     for kind, batch_size in (('mlp', 64), ('convnet', 128)):
         if args.only in (None, kind): run(kind, args.steps, args.repeat, batch_size)
+    if args.only in (None, 'data'): data(args.repeat)
