@@ -410,7 +410,10 @@ def fit(step_fn: Callable,                    # `jax.jit(train_step(...), donate
             shown.update(loss=f"{means['loss']:.4g}", **{'examples/s': f"{rate:,.0f}"})
     try:
         for step in range(start + 1, num_steps + 1):
-            batch = next(data)
+            try: batch = next(data)
+            except StopIteration:
+                raise InputError(f"fit: the data ran out before step {step} of {num_steps}; make the training "
+                                 f"batches endless with batches(..., num_epochs=None)") from None
             examples += _batch_size(batch)
             state, metrics = step_fn(state, batch)
             pending.append((step, metrics))
