@@ -142,8 +142,8 @@ def _concrete(x):
     except (jax.errors.ConcretizationTypeError, jax.errors.TracerArrayConversionError): return None
 
 @patch
-def _check_room(self: MultiHeadAttention, index: jax.Array, new: int, max_length: int):
-    "Every sequence must have room for `new` more positions: checked now if `index` is known, else later."
+def _check_room(self: MultiHeadAttention, index: jax.Array, new: int, max_length: int) -> jax.Array | None:
+    "Room for `new` more positions in every sequence: checked now if `index` is known, else `[batch]` overflow flags."
     def message(filled): return (f"decoding past the cache: {filled} positions filled, {new} more "
                                  f"{'does' if new == 1 else 'do'} not fit in max_length={max_length}; "
                                  f"call init_cache with a larger max_length")
@@ -151,8 +151,8 @@ def _check_room(self: MultiHeadAttention, index: jax.Array, new: int, max_length
         if int(np.max(index)) + new > max_length: raise self.error(InputError, message(int(np.max(index))))
     if new > max_length: raise self.error(InputError, message(0))
     known = _concrete(index)
-    if known is None: jax.debug.callback(check, index)  # under jit: raised when the step runs
-    else: check(known)
+    if known is None: return index + new > max_length  # under jit: the caller poisons those sequences
+    check(known)
 
 @patch
 def _cache_index(self: MultiHeadAttention, params: Params, batch: int) -> jax.Array:
@@ -173,7 +173,8 @@ def _decode_step(self: MultiHeadAttention, params: Params, k: jax.Array, v: jax.
     batch, new = k.shape[:2]
     index = self._cache_index(params, batch)
     cache_k, cache_v = (params[self.path + (name,)].value for name in _CACHE[:2])
-    self._check_room(index, new, cache_k.shape[1])
+    overflow = self._check_room(index, new, cache_k.shape[1])
+    if overflow is not None: k = jnp.where(overflow[:, None, None, None], jnp.nan, k)  # NaN from here on
     write = jax.vmap(lambda cache, update, i: jax.lax.dynamic_update_slice(cache, update, (i, 0, 0)))
     cache_k = write(cache_k, k.astype(cache_k.dtype), index)  # row b at index[b], ..., index[b] + new - 1
     cache_v = write(cache_v, v.astype(cache_v.dtype), index)
