@@ -361,10 +361,17 @@ def _record(log: dict, step: int, metrics: Mapping):
     log.setdefault('step', []).append(step)
     for name in sorted(metrics, key=lambda k: (k != 'loss', k)): log.setdefault(name, []).append(float(metrics[name]))
 
-def _check_finite(state: TrainState, pending: list, history: dict):
-    "Raise `NonFiniteError` at the first pending `(step, metrics)` with a non-finite loss or gradient norm."
-    for step, m in pending:
-        if np.isfinite(m['loss']) and np.isfinite(m.get('grad_norm', 0.0)): continue
+@jax.jit
+def _stacked(metrics: list) -> dict:
+    "A list of metric dicts as one dict of `[steps]` arrays: one transfer per metric instead of one per step."
+    return jax.tree.map(lambda *values: jnp.stack(values), *metrics)
+
+def _check_finite(state: TrainState, steps: list, metrics: dict, history: dict):
+    "Raise `NonFiniteError` at the first of `steps` whose loss or gradient norm (in `metrics`, `[steps]`) is not finite."
+    finite = np.isfinite(metrics['loss']) & np.isfinite(metrics.get('grad_norm', 0.0))
+    for i, step in enumerate(steps):
+        if finite[i]: continue
+        m = {k: v[i] for k, v in metrics.items()}
         index = int(m.get('first_nonfinite_grad', -1))
         if index >= 0: where = f"the first non-finite gradient is {path_str(state.params.split()[0].keys()[index])!r}"
         elif 'first_nonfinite_grad' in m: where = "every gradient is finite"
@@ -402,11 +409,12 @@ def fit(step_fn: Callable,                    # `jax.jit(train_step(...), donate
     def read_back(keep: int):
         "Record every closed interval but the newest `keep`: the device has finished those, so this rarely waits."
         while len(closed) > keep:
-            steps, rate = closed.pop(0)
-            steps = jax.device_get(steps)
-            _check_finite(state, steps, history)
-            means = {k: np.mean([m[k] for _, m in steps]) for k in steps[0][1] if k != 'first_nonfinite_grad'}
-            _record(history['train'], steps[-1][0], means)
+            interval, rate = closed.pop(0)
+            steps = [step for step, _ in interval]
+            metrics = jax.device_get(_stacked([m for _, m in interval]))
+            _check_finite(state, steps, metrics, history)
+            means = {k: v.mean() for k, v in metrics.items() if k != 'first_nonfinite_grad'}
+            _record(history['train'], steps[-1], means)
             shown.update(loss=f"{means['loss']:.4g}", **{'examples/s': f"{rate:,.0f}"})
     try:
         for step in range(start + 1, num_steps + 1):
