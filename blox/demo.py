@@ -4,7 +4,7 @@
 
 # %% ../nbs/10_digits.ipynb #f3ab2c0a
 from __future__ import annotations
-import argparse, sys, time
+import argparse, time
 from pathlib import Path
 import jax, numpy as np, optax
 import blox as bx
