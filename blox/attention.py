@@ -8,7 +8,7 @@ from typing import Callable, Mapping
 import jax, jax.numpy as jnp, numpy as np
 from .params import Params, patch
 from .graph import Graph, InputError, Rng
-from .layers import DenseGeneral, Layer, _positive_int, default_kernel_init
+from .layers import DenseGeneral, Layer, _default_metadata, _logical, _positive_int, default_kernel_init
 from .norm import LayerNorm, RMSNorm
 
 # %% auto #0
@@ -65,6 +65,12 @@ def apply_rotary(x: jax.Array,                   # queries or keys [..., time, h
 
 # %% ../nbs/03c_attention.ipynb #73159e3c
 _CACHE = ('cache_key', 'cache_value', 'cache_index')
+_ATTENTION_AXES = {  # the logical axes of the projections (see 03_layers), under the user's metadata
+    'query/kernel': _logical('embed', 'heads', 'head_dim'), 'query/bias': _logical('heads', 'head_dim'),
+    'key/kernel': _logical('embed', 'kv_heads', 'head_dim'), 'key/bias': _logical('kv_heads', 'head_dim'),
+    'value/kernel': _logical('embed', 'kv_heads', 'head_dim'), 'value/bias': _logical('kv_heads', 'head_dim'),
+    'out/kernel': _logical('heads', 'head_dim', 'embed'), 'out/bias': _logical('embed')}
+_QK_NORM_AXES = {'query_norm/scale': _logical('head_dim'), 'key_norm/scale': _logical('head_dim')}  # no biases
 
 class MultiHeadAttention(Layer):
     "Multi-head attention: [batch, time, in] (and context [batch, kv_time, kv_in]) -> [batch, time, features]."
@@ -115,6 +121,7 @@ class MultiHeadAttention(Layer):
             make = (lambda node: RMSNorm(node, **norm)) if qk_norm == 'rms' else \
                    (lambda node: LayerNorm(node, use_bias=False, **norm))
             self.query_norm, self.key_norm = make(graph / 'query_norm'), make(graph / 'key_norm')
+        _default_metadata(self, _ATTENTION_AXES | (_QK_NORM_AXES if qk_norm else {}))
 
 # %% ../nbs/03c_attention.ipynb #eaa3c33b
 @patch
@@ -130,9 +137,11 @@ def init_cache(self: MultiHeadAttention,
                                      f"max_length={max_length!r}")
     locked, shape = params.is_locked, (batch_size, max_length, self.num_kv_heads, self.head_dim)
     params = params.unlocked()  # adding a cache is an explicit request for new state
-    params = self.set_param(params, 'cache_key', jnp.zeros(shape, dtype), trainable=False)
-    params = self.set_param(params, 'cache_value', jnp.zeros(shape, dtype), trainable=False)
-    params = self.set_param(params, 'cache_index', jnp.zeros((batch_size,), jnp.int32), trainable=False)
+    axes = _logical('batch', 'length', 'kv_heads', 'head_dim')
+    params = self.set_param(params, 'cache_key', jnp.zeros(shape, dtype), trainable=False, metadata=axes)
+    params = self.set_param(params, 'cache_value', jnp.zeros(shape, dtype), trainable=False, metadata=axes)
+    params = self.set_param(params, 'cache_index', jnp.zeros((batch_size,), jnp.int32), trainable=False,
+                            metadata=_logical('batch'))
     return params.locked() if locked else params
 
 # %% ../nbs/03c_attention.ipynb #016a0980

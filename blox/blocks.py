@@ -8,7 +8,7 @@ from typing import Any, Callable, Mapping, Sequence
 import jax, jax.numpy as jnp
 from .params import Params, patch, path_str
 from .graph import ConfigError, Graph, InputError, Module, Rng
-from .layers import Layer, Linear, _is_number, _positive_int, default_kernel_init
+from .layers import Layer, Linear, _default_metadata, _is_number, _logical, _positive_int, default_kernel_init
 from .norm import Dropout, DropPath, LayerNorm, RMSNorm
 from .attention import MultiHeadAttention
 
@@ -40,6 +40,10 @@ class MLP(Layer):
         self.up = Linear(graph / 'up', hidden_features, **dense)
         self.gate = Linear(graph / 'gate', hidden_features, **dense) if gated else None
         self.down = Linear(graph / 'down', features, **dense)
+        _default_metadata(self, {'up/kernel': _logical('embed', 'mlp'), 'up/bias': _logical('mlp'),
+                                 'down/kernel': _logical('mlp', 'embed'), 'down/bias': _logical('embed'),
+                                 **({'gate/kernel': _logical('embed', 'mlp'), 'gate/bias': _logical('mlp')}
+                                    if gated else {})})
 
     def __call__(self,
                  params: Params, # the weights
@@ -124,6 +128,8 @@ class TransformerBlock(Layer):
                        use_bias=use_bias, rng=rng, **dtypes)
         self.dropout = Dropout(graph / 'dropout', dropout_rate, rng=rng) if dropout_rate else None
         self.drop_path = DropPath(graph / 'drop_path', drop_path_rate, rng=rng) if drop_path_rate else None
+        names = ('scale',) if norm == 'rms' else ('scale', 'bias')  # the norms act on the residual stream
+        _default_metadata(self, {f'{n}/{name}': _logical('embed') for n in ('attn_norm', 'mlp_norm') for name in names})
 
     def init_cache(self,
                    params: Params,      # the params to add the cache to
@@ -184,6 +190,13 @@ class Stack(Module):
     def _in_block(self, path, _=None) -> bool: return path[:len(self.block.path)] == self.block.path
 
 # %% ../nbs/03d_blocks.ipynb #040a0946
+def _stacked_axes(params: Params) -> Params:
+    "The same params, each one's logical axes (its `'sharding'` metadata) behind a leading `'layers'` axis."
+    for path, p in params.items():
+        if 'sharding' in p.metadata:
+            params = params.set(path, p.value, metadata={**p.metadata, 'sharding': ('layers', *p.metadata['sharding'])})
+    return params
+
 @patch
 def _create(self: Stack, params: Params, x, options: dict) -> Params:
     "`params` with the block's parameters for every layer, stacked: created, never updated (see above)."
@@ -196,7 +209,7 @@ def _create(self: Stack, params: Params, x, options: dict) -> Params:
         return self.block(p, x, **options)[1].split(self._in_block)[0]
     created = jax.eval_shape(one, 0)           # a trace, no computation: does the block create anything?
     if not len(created): return params
-    return params.merge(jax.vmap(one)(jnp.arange(self.depth)))
+    return params.merge(_stacked_axes(jax.vmap(one)(jnp.arange(self.depth))))
 
 @patch
 def __call__(self: Stack,
@@ -236,7 +249,7 @@ def init_cache(self: Stack,
     if not any(self._in_block(path) for path, p in params.items() if p.trainable):
         raise self.error(InputError, "the stack has no parameters yet: call it once to create them, then init_cache")
     one = self.block.init_cache(Params(), *args, **kwargs)
-    stacked = jax.tree.map(lambda v: jnp.broadcast_to(v, (self.depth,) + v.shape), one)
+    stacked = _stacked_axes(jax.tree.map(lambda v: jnp.broadcast_to(v, (self.depth,) + v.shape), one))
     return params.unlocked().merge(stacked).locked() if params.is_locked else params.merge(stacked)
 
 # %% ../nbs/03d_blocks.ipynb #466fc2ca
@@ -273,8 +286,10 @@ class LoRA(Layer):
             for name in ('kernel', 'bias'):
                 p = params.get(self.base.path + (name,))
                 if p is not None and p.trainable: params = params.set(self.base.path + (name,), p.value, trainable=False)
-        a, params = self.param(params, 'a', (x.shape[-1], self.rank), self.a_init)
-        b, params = self.param(params, 'b', (self.rank, self.base.features), self.b_init)
+        base_in, base_out = params[self.base.path + ('kernel',)].metadata.get('sharding', (None, None))
+        a, params = self.param(params, 'a', (x.shape[-1], self.rank), self.a_init, metadata=_logical(base_in, None))
+        b, params = self.param(params, 'b', (self.rank, self.base.features), self.b_init,
+                               metadata=_logical(None, base_out))  # split like the base kernel; rank whole
         x, a, b = self.policy.cast(x, a, b)
         return y + (x @ a @ b) * self.scale, params
 

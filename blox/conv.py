@@ -9,7 +9,7 @@ from typing import Callable, Mapping, Sequence
 import jax, jax.numpy as jnp, numpy as np
 from .params import Params, patch
 from .graph import Graph, InputError, Rng
-from .layers import Layer, _as_tuple, _ints, _positive_int, default_kernel_init
+from .layers import Layer, _as_tuple, _ints, _logical, _positive_int, default_kernel_init
 
 # %% auto #0
 __all__ = ['Conv', 'ConvTranspose', 'max_pool', 'min_pool', 'avg_pool', 'MaxPool', 'MinPool', 'AvgPool', 'GlobalPool']
@@ -94,9 +94,11 @@ class Conv(Layer):
             raise self.error(InputError, f"num_groups ({self.num_groups}) must divide the input channels "
                                          f"({in_features}); pick a group count that divides both")
         shape = self.kernel_size + (in_features // self.num_groups, self.features)
-        kernel, params = self.param(params, 'kernel', shape, self.kernel_init)
+        kernel, params = self.param(params, 'kernel', shape, self.kernel_init,
+                                    metadata=_logical(*[None] * len(self.kernel_size), 'in', 'out'))
         bias = None
-        if self.use_bias: bias, params = self.param(params, 'bias', (self.features,), self.bias_init)
+        if self.use_bias:
+            bias, params = self.param(params, 'bias', (self.features,), self.bias_init, metadata=_logical('out'))
         return kernel, bias, params
 
     def _explicit_padding(self, spatial: tuple[int, ...]) -> list | str:

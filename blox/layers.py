@@ -47,6 +47,16 @@ def _check_metadata_keys(layer: Module):
             raise layer.error(ConfigError, f"metadata key {path_str(key)!r} names no parameter: "
                                            f"{where} has {list(names)}")
 
+def _default_metadata(layer: Module, defaults: Mapping[str, Mapping]):
+    "Give the parameters below `layer` these metadata by relative path, under what its user asked for."
+    for key, value in defaults.items():
+        path = tuple(key.split('/'))
+        layer.metadata[path] = Metadata({**value, **layer.metadata.get(path, {})})
+
+def _logical(*names) -> dict:
+    "The metadata naming a parameter's logical axes, one name (or `None`) per axis."
+    return {'sharding': names}
+
 # %% ../nbs/03_layers.ipynb #ada15067
 class Layer(Module):
     "A `Module` with a mixed-precision `policy`, an `rng` for initialisers, `metadata` for its parameters."
@@ -130,9 +140,11 @@ class Linear(Layer):
                 ) -> tuple[jax.Array, Params]:
         "`(x @ kernel + bias, params)`: [..., in] -> [..., features]."
         if x.ndim < 1: raise self.error(InputError, "takes [..., features], at least one axis; got a scalar")
-        kernel, params = self.param(params, 'kernel', (x.shape[-1], self.features), self.kernel_init)
+        kernel, params = self.param(params, 'kernel', (x.shape[-1], self.features), self.kernel_init,
+                                    metadata=_logical('in', 'out'))
         bias = None
-        if self.use_bias: bias, params = self.param(params, 'bias', (self.features,), self.bias_init)
+        if self.use_bias:
+            bias, params = self.param(params, 'bias', (self.features,), self.bias_init, metadata=_logical('out'))
         x, kernel, bias = self.policy.cast(x, kernel, bias)
         y = jnp.matmul(x, kernel, precision=self.precision)
         return self.policy.output(y if bias is None else y + bias), params
@@ -180,9 +192,13 @@ class DenseGeneral(Layer):
             raise self.error(InputError, f"axis {self.axis} is out of range for an input of rank {x.ndim}")
         axis = tuple(int(a) % x.ndim for a in self.axis)
         kernel_shape = tuple(x.shape[a] for a in axis) + self.features
-        kernel, params = self.param(params, 'kernel', kernel_shape, self._kernel_init)
+        n_in, n_out = len(axis), len(self.features)  # the first input and output axes are named
+        kernel, params = self.param(params, 'kernel', kernel_shape, self._kernel_init,
+                                    metadata=_logical('in', *[None] * (n_in - 1), 'out', *[None] * (n_out - 1)))
         bias = None
-        if self.use_bias: bias, params = self.param(params, 'bias', self.features, self.bias_init)
+        if self.use_bias:
+            bias, params = self.param(params, 'bias', self.features, self.bias_init,
+                                      metadata=_logical('out', *[None] * (n_out - 1)))
         x, kernel, bias = self.policy.cast(x, kernel, bias)
         contract = (axis, tuple(range(len(axis))))  # x's axes with the kernel's leading ones; no batch axes
         y = jax.lax.dot_general(x, kernel, (contract, ((), ())), precision=self.precision)
@@ -213,7 +229,8 @@ class Embed(Layer):
 
     def table(self, params: Params) -> tuple[jax.Array, Params]:
         "`(embedding, params)`: the table [num_embeddings, features] (created on first use)."
-        return self.param(params, 'embedding', (self.num_embeddings, self.features), self.embedding_init)
+        return self.param(params, 'embedding', (self.num_embeddings, self.features), self.embedding_init,
+                          metadata=_logical('vocab', 'embed'))
 
     def __call__(self,
                  params: Params, # the state

@@ -9,7 +9,7 @@ from typing import Mapping, Sequence
 import jax, jax.numpy as jnp
 from .params import Params
 from .graph import Graph, InputError, Rng
-from .layers import Embed, Layer, Linear, _positive_int
+from .layers import Embed, Layer, Linear, _default_metadata, _logical, _positive_int
 from .conv import Conv, GlobalPool, MaxPool
 from .norm import GroupNorm, RMSNorm
 from .blocks import Sequential, Stack, TransformerBlock
@@ -62,6 +62,7 @@ class TransformerLM(Layer):
                                                  **dtypes)
         self.blocks = Stack(graph / 'blocks', block, depth, rng=rng, remat=remat)
         self.norm = RMSNorm(graph / 'norm', **dtypes)
+        _default_metadata(self, {'norm/scale': _logical('embed')})
 
     def init_cache(self,
                    params: Params,      # initialised params of the model

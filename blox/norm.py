@@ -8,7 +8,7 @@ from typing import Callable, Mapping, Sequence
 import jax, jax.numpy as jnp, numpy as np
 from .params import Params
 from .graph import Graph, InputError, Rng
-from .layers import Layer, _as_tuple, _is_number, _positive_int
+from .layers import Layer, _as_tuple, _is_number, _logical, _positive_int
 
 # %% auto #0
 __all__ = ['Dropout', 'DropPath', 'LayerNorm', 'RMSNorm', 'GroupNorm', 'BatchNorm']
@@ -79,6 +79,7 @@ class DropPath(Layer):
 
 # %% ../nbs/03b_norm.ipynb #896c5f61
 def _stats_dtype(x): return jnp.promote_types(x.dtype, jnp.float32)  # bfloat16 sums lose most digits
+def _norm_axes(shape) -> dict: return _logical('norm', *[None] * (len(shape) - 1))  # the first feature axis
 
 def _axes_arg(layer: Layer, axes, name: str) -> tuple[int, ...]:
     "An axis or axes as given to a constructor: ints, distinct, at least one."
@@ -110,10 +111,10 @@ class _Norm(Layer):
         shape = tuple(x.shape[a] for a in features)
         expand = tuple(x.shape[a] if a in features else 1 for a in range(x.ndim))
         if self.use_scale:
-            scale, params = self.param(params, 'scale', shape, self.scale_init)
+            scale, params = self.param(params, 'scale', shape, self.scale_init, metadata=_norm_axes(shape))
             y = y * scale.astype(y.dtype).reshape(expand)
         if self.use_bias:
-            bias, params = self.param(params, 'bias', shape, self.bias_init)
+            bias, params = self.param(params, 'bias', shape, self.bias_init, metadata=_norm_axes(shape))
             y = y + bias.astype(y.dtype).reshape(expand)
         dtype = self.policy.compute_dtype or jnp.result_type(x.dtype, self.policy.param_dtype)
         return self.policy.output(y.astype(dtype)), params
@@ -272,8 +273,10 @@ class BatchNorm(_Norm):
         low = self.policy.param_dtype in (jnp.bfloat16, jnp.float16)
         stats = jnp.float32 if low else self.policy.param_dtype
         zeros, ones = jax.nn.initializers.zeros, jax.nn.initializers.ones
-        running_mean, params = self.param(params, 'running_mean', shape, zeros, trainable=False, dtype=stats)
-        running_var, params = self.param(params, 'running_var', shape, ones, trainable=False, dtype=stats)
+        running_mean, params = self.param(params, 'running_mean', shape, zeros, trainable=False, dtype=stats,
+                                          metadata=_norm_axes(shape))
+        running_var, params = self.param(params, 'running_var', shape, ones, trainable=False, dtype=stats,
+                                         metadata=_norm_axes(shape))
         if is_training:
             mean, var = self._batch_stats(x, features)
             m = self.momentum

@@ -8,7 +8,7 @@ from typing import Any, Callable, Mapping, NamedTuple
 import jax, jax.numpy as jnp
 from .params import Params, patch
 from .graph import Graph, InputError, Rng
-from .layers import Layer, _positive_int, default_kernel_init
+from .layers import Layer, _logical, _positive_int, default_kernel_init
 
 # %% auto #0
 __all__ = ['SequenceBase', 'RecurrenceBase', 'LSTMState', 'LSTM', 'GRU']
@@ -131,10 +131,12 @@ class _Cell(RecurrenceBase):
             raise self.error(InputError, f"the state's arrays must be [batch, hidden_features] = {want}, got "
                                          f"{tuple(state.shape)}; start from initial_state(params, {want[0]})")
         width = self.gates * self.hidden_features
-        wi, params = self.param(params, 'input_kernel', (x.shape[-1], width), self.kernel_init)
+        wi, params = self.param(params, 'input_kernel', (x.shape[-1], width), self.kernel_init,
+                                metadata=_logical('in', 'out'))
         hidden = self.hidden_features
-        wh, params = self.param(params, 'recurrent_kernel', (hidden, width), self.recurrent_init)
-        b, params = self.param(params, 'bias', (width,), self.bias_init)
+        wh, params = self.param(params, 'recurrent_kernel', (hidden, width), self.recurrent_init,
+                                metadata=_logical(None, 'out'))
+        b, params = self.param(params, 'bias', (width,), self.bias_init, metadata=_logical('out'))
         return wi, wh, b, params
 
 class LSTM(_Cell):
@@ -211,7 +213,8 @@ class GRU(_Cell):
             raise self.error(InputError, f"the state is one array, hidden [batch, hidden_features], not "
                                          f"{type(state).__name__}")
         wi, wh, b, params = self._kernels(params, x, state)
-        bh, params = self.param(params, 'recurrent_bias', (self.hidden_features,), self.bias_init)
+        bh, params = self.param(params, 'recurrent_bias', (self.hidden_features,), self.bias_init,
+                                metadata=_logical('out'))
         x, h, wi, wh, b, bh = self.policy.cast(x, state, wi, wh, b, bh)
         xr, xz, xn = jnp.split(x @ wi + b, 3, axis=-1)
         hr, hz, hn = jnp.split(h @ wh, 3, axis=-1)

@@ -173,7 +173,8 @@ def batches(data,                          # arrays with a leading example axis:
             *, seed: int | None = None,    # shuffle with this seed, anew each epoch (`None`: keep the order)
             num_epochs: int | None = 1,    # passes over the data (`None`: forever)
             drop_remainder: bool = False,  # drop a last batch smaller than `batch_size`
-            process_shard: bool = True):   # each of `jax.process_count()` processes takes its own examples
+            process_shard=True):           # True: each of `jax.process_count()` processes takes its own
+                                           # examples; or a `grain.sharding.ShardOptions`; False: all
     "A grain dataset of batches from in-memory arrays; `iter()` of it has a small checkpointable state."
     import grain
     data = jax.tree.map(np.asarray, data)
@@ -184,7 +185,12 @@ def batches(data,                          # arrays with a leading example axis:
         raise ConfigError(f"batches: batch_size must be a positive int, got {batch_size!r}")
     if num_epochs is not None and (not isinstance(num_epochs, (int, np.integer)) or num_epochs < 1):
         raise ConfigError(f"batches: num_epochs must be a positive int or None (forever), got {num_epochs!r}")
-    shard = (jax.process_index(), jax.process_count()) if process_shard else (0, 1)
+    if process_shard is True: process_shard = grain.sharding.ShardByJaxProcess()
+    if isinstance(process_shard, grain.sharding.ShardOptions):
+        shard = (process_shard.shard_index, process_shard.shard_count)
+    elif process_shard is False: shard = (0, 1)
+    else: raise ConfigError(f"batches: process_shard is True, False or a grain.sharding.ShardOptions, "
+                            f"got {process_shard!r}")
     source = _Batches(data, sizes[0], int(batch_size), seed, num_epochs, drop_remainder, shard)
     # Gathers run in the caller's thread: under asynchronous dispatch the host gathers batch k + 1 while the
     # device computes step k, and nothing is read ahead, so no memory goes to batches not yet asked for.
