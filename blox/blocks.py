@@ -201,11 +201,9 @@ def _stacked_axes(params: Params) -> Params:
 def _create(self: Stack, params: Params, x, options: dict) -> Params:
     "`params` with the block's parameters for every layer, stacked: created, never updated (see above)."
     if 'is_training' in options: options = {**options, 'is_training': False}  # draw nothing, move no statistic
-    seed_path = None if self.rng is None else self.rng.path + ('seed',)
+    seeded = self.rng is not None and self.rng.path + ('seed',) in params
     def one(i):  # layer i: the block's parameters as created from seed + i
-        p = params
-        if seed_path is not None and seed_path in params:
-            p = p.set(seed_path, jax.random.fold_in(params[seed_path].value, i))
+        p = self.rng.seed(params, jax.random.fold_in(self.rng.seed_key(params), i)) if seeded else params
         return self.block(p, x, **options)[1].split(self._in_block)[0]
     created = jax.eval_shape(one, 0)           # a trace, no computation: does the block create anything?
     if not len(created): return params

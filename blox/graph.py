@@ -441,12 +441,15 @@ class Rng(Module):
         if seed is None or counter is None:
             raise self.error(RngError, "there is no seed in these params; seed it first with "
                                        "params = rng.seed(params, seed=0)")
-        if seed.value.shape != () or counter.value.shape != ():  # static shapes: free to check
-            raise self.error(RngError, f"the seed and counter in these params have shapes {seed.value.shape} and "
-                                       f"{counter.value.shape}, not (): they are one state per lane, as jax.vmap "
-                                       f"returns params by default. Return the state every lane shares unbatched, "
-                                       f"with out_axes=None for the params (e.g. jax.vmap(f, out_axes=(0, None)))")
-        return seed.value, counter.value
+        value = seed.value
+        typed = jnp.issubdtype(value.dtype, jax.dtypes.prng_key)   # a typed key, stored by hand
+        if value.ndim != (0 if typed else 1) or counter.value.shape != ():  # static shapes: free to check
+            raise self.error(RngError, f"the seed and counter in these params have shapes {value.shape} and "
+                                       f"{counter.value.shape}, with a leading axis: they are one state per lane, "
+                                       f"as jax.vmap returns params by default. Return the state every lane shares "
+                                       f"unbatched, with out_axes=None for the params (e.g. jax.vmap(f, out_axes=(0, None)))")
+        key = value if typed else jax.random.wrap_key_data(value, impl=seed.metadata.get('key_impl'))
+        return key, counter.value
 
     def _check_axes(self):
         bound = bound_axis_names()
@@ -464,9 +467,16 @@ def seed(self: Rng,
          params: Params, # the params to seed (any, often a fresh `bx.Params()`)
          seed=0          # an `int`, a traced integer (under `jax.vmap`, for ensembles) or a PRNG key
         ) -> Params:
-    "Params with this Rng's seed key set from `seed` and its counter at 0."
-    params = self.set_param(params, 'seed', as_key(seed), trainable=False)
+    "Params with this Rng's seed key set from `seed` (stored as `uint32` key data) and its counter at 0."
+    key = as_key(seed)
+    impl = str(jax.random.key_impl(key))
+    params = self.set_param(params, 'seed', jax.random.key_data(key), trainable=False, metadata={'key_impl': impl})
     return self.set_param(params, 'counter', jnp.zeros((), jnp.uint32), trainable=False)
+
+@patch
+def seed_key(self: Rng, params: Params) -> jax.Array:
+    "The stored seed, as a typed PRNG key."
+    return self._state(params)[0]
 
 @patch
 def init_key(self: Rng, params: Params, path: tuple[str, ...]) -> jax.Array:
