@@ -27,16 +27,16 @@ if __name__ == '__main__':
     print(f"jax {jax.__version__} on {jax.devices()[0].platform}")
     jax.block_until_ready(jax.jit(model(vocab=64, depth=1))())   # JAX's own first-use costs, paid elsewhere
     init = model()
-    eager = init()
-    shapes = {k: (p.value.shape, p.value.dtype) for k, p in eager.items() if jnp.issubdtype(p.value.dtype, jnp.floating)}
+    shapes = {k: (p.value.shape, p.value.dtype) for k, p in jax.eval_shape(init).items()
+              if jnp.issubdtype(p.value.dtype, jnp.floating)}
     normal = jax.nn.initializers.lecun_normal()
     def raw(seed=0):
         keys = jax.random.split(jax.random.key(seed), len(shapes))
         return {'/'.join(k): normal(key, s, d) if len(s) > 1 else jnp.ones(s, d) for key, (k, (s, d)) in zip(keys, shapes.items())}
-    jitted = jax.jit(init)
-    same = all(np.array_equal(a, b) for a, b in zip(jax.tree.leaves(jitted()), jax.tree.leaves(eager)))
     rows = {'raw JAX, eager': timed(raw), 'raw JAX, jax.jit': timed(jax.jit(raw)),
-            'blox, eager': timed(init, repeat=5), 'blox, jax.jit': timed(jax.jit(model())) }
+            'blox, eager': timed(init), 'blox, jax.jit': timed(jax.jit(model()))}
+    eager = init()
+    same = all(np.array_equal(a, b) for a, b in zip(jax.tree.leaves(jax.jit(init)()), jax.tree.leaves(eager)))
     print(f"{len(eager)} arrays; blox under jax.jit gives the eager values bit for bit: {same}")
     base = rows['raw JAX, eager'][1]
     for name, (first, warm) in rows.items():

@@ -5,7 +5,8 @@
 # %% ../nbs/03d_blocks.ipynb #edbcc790
 from __future__ import annotations
 from typing import Any, Callable, Mapping, Sequence
-import jax, jax.numpy as jnp
+import functools
+import jax, jax.numpy as jnp, numpy as np
 from .params import Params, patch, path_str
 from .graph import ConfigError, Graph, InputError, Module, Rng
 from .layers import Layer, Linear, _default_metadata, _is_number, _logical, _positive_int, default_kernel_init
@@ -220,6 +221,17 @@ def __call__(self: Stack,
     if known is not None and set(options) - known:
         raise self.error(InputError, f"the block takes no option(s) {sorted(set(options) - known)}; "
                                      f"it takes {sorted(known)}")
+    leaves, treedef = jax.tree.flatten(options)
+    traced = tuple(isinstance(leaf, (jax.Array, np.ndarray)) for leaf in leaves)
+    static = (treedef, traced, tuple(leaf for leaf, t in zip(leaves, traced) if not t))
+    return _stack_scan(self, params, x, [leaf for leaf, t in zip(leaves, traced) if t], static)
+
+@functools.partial(jax.jit, static_argnums=(0, 4))
+def _stack_scan(self: Stack, params: Params, x, arrays: list, static: tuple) -> tuple[Any, Params]:
+    "The stack's call, compiled once per stack, shapes and static options: eagerly, `lax.scan` would compile anew each call."
+    treedef, traced, constants = static
+    arrays, constants = iter(arrays), iter(constants)
+    options = treedef.unflatten([next(arrays) if t else next(constants) for t in traced])
     if not any(map(self._in_block, params)): params = self._create(params, x, options)
     layers, rest = params.split(self._in_block)
     leading = {p.value.shape[0] if p.value.ndim else None for p in layers.values()}
