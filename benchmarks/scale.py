@@ -10,8 +10,8 @@ optax.adamw(3e-3))` under `jax.jit` with the state donated, as in nbs/05_scale.i
   out_shardings=(state_sh, None), donate_argnums=0)`: data parallel (mesh (n,) 'data', nothing split), tensor
   parallel (mesh (n//2, 2) ('data', 'model'), 'mlp', 'heads', 'kv_heads', 'vocab' over 'model'), fsdp (mesh (n,),
   'embed' over 'data') and fsdp + tensor parallel (the 2-D mesh, both). Meshes have Auto axes. The FSDP layouts
-  gather the weights for the computation inside the loss (`jax.lax.with_sharding_constraint(params,
-  bx.shardings(params, mesh, compute_rules))`, compute rules: the same without 'embed'), as 05_scale does; 'fsdp,
+  gather the weights for the computation inside the loss (`bx.constrain(params, mesh, compute_rules)`, compute
+  rules: the same without 'embed'), as 05_scale does; 'fsdp,
   unconstrained' leaves the choice to the compiler, which on this model all-gathers the batch instead and all-reduces
   full-batch activations.
 
@@ -106,8 +106,7 @@ def prepare(init, loss_fn, optimizer, windows, layout):
     if layout is not None and layout[2] is not None:  # FSDP: stored split, gathered for the computation
         mesh, _, compute = layout
         def gathered(params, batch, *, is_training):
-            params = jax.lax.with_sharding_constraint(params, bx.shardings(params, mesh, compute))
-            return loss_fn(params, batch, is_training=is_training)
+            return loss_fn(bx.constrain(params, mesh, compute), batch, is_training=is_training)
         step = bx.train_step(gathered, optimizer)
     else: step = bx.train_step(loss_fn, optimizer)
     create = lambda: bx.TrainState.create(init(), optimizer)

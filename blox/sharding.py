@@ -12,7 +12,7 @@ from .params import BloxError, Params, path_str
 from .graph import Summary, _human_bytes, _nbytes
 
 # %% auto #0
-__all__ = ['ShardingError', 'partition_spec', 'shardings', 'logical_axes', 'device_bytes', 'sharding_summary']
+__all__ = ['ShardingError', 'partition_spec', 'shardings', 'constrain', 'logical_axes', 'device_bytes', 'sharding_summary']
 
 # %% ../nbs/05_scale.ipynb #e85400a5
 class ShardingError(BloxError, ValueError):
@@ -104,6 +104,13 @@ def shardings(tree,                         # params, a `TrainState`, optimizer 
         prefix = jax.tree_util.keystr(path, simple=True, separator='/')
         return _params_shardings(node, mesh, rules, prefix + '/' if prefix else '')
     return jax.tree_util.tree_map_with_path(one, tree, is_leaf=lambda x: isinstance(x, Params))
+
+def constrain(tree,                         # params, or any pytree `shardings` takes, inside a traced function
+              mesh: Mesh,                   # the device mesh
+              rules: Mapping | None = None  # logical axis name -> a mesh axis, a tuple of them, or None
+             ):
+    "`tree` laid out by `rules` from here on in a trace: `jax.lax.with_sharding_constraint` with `shardings(tree, mesh, rules)`."
+    return jax.lax.with_sharding_constraint(tree, shardings(tree, mesh, rules))
 
 def logical_axes(tree) -> tuple[str, ...]:
     "The logical axis names the `Params` in `tree` use, sorted: what a complete set of rules maps."
