@@ -5,7 +5,8 @@ The same MLP (`depth` tanh layers of width 32, so 2 x depth arrays), the same in
 the same `optax.adam`, every step jitted with the state donated:
 - raw: a dict of arrays, `jax.value_and_grad` and optax by hand (what a JAX user writes without a library);
 - raw again: the same function compiled a second time, the A/A control: the noise floor of the method;
-- blox: the model's `Params`, *with its `Rng` state (seed and counter)*, split -> value_and_grad -> optax -> merge;
+- blox: the model's `Params`, *with its `Rng` state (seed and counter)*, split -> value_and_grad -> optax -> merge
+  (`training.by_hand`);
 - blox, typed seed: the blox step on the same params with the seed stored as a typed PRNG key, as blox stored it
   before 2026-12 (it now stores `uint32` key data): what carrying a typed key through `jax.jit` costs per step;
 - blox packaged: `jax.jit(bx.train_step(loss_fn, optimizer))`, which also reports `grad_norm` and the first
@@ -17,6 +18,7 @@ ratio to raw in the same round, and its IQR."""
 import argparse, functools, platform, time
 import jax, jax.numpy as jnp, numpy as np, optax
 import blox as bx
+from training import by_hand  # the step of 04_training, written out
 
 WIDTH = 32
 
@@ -43,14 +45,8 @@ def workload(depth: int):
     def loss_fn(params, batch, *, is_training):
         out, params = forward(params, batch[0])
         return (jnp.mean((out - batch[1]) ** 2), {}), params
-    def blox_step(state, x, y):
-        trainable, rest = state.params.split()
-        def loss_of(trainable):
-            (loss, _), new = loss_fn(trainable.merge(rest), (x, y), is_training=True)
-            return loss, new.split()[1]
-        (loss, rest), grads = jax.value_and_grad(loss_of, has_aux=True)(trainable)
-        updates, opt_state = optimizer.update(grads, state.opt_state, trainable)
-        return bx.TrainState(optax.apply_updates(trainable, updates).merge(rest), opt_state, state.step + 1), loss
+    hand = by_hand(loss_fn, optimizer)
+    def blox_step(state, x, y): return hand(state, (x, y))
     packaged = bx.train_step(loss_fn, optimizer)
     def packaged_step(state, x, y): return packaged(state, (x, y))
 
