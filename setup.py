@@ -20,7 +20,8 @@ def reqs(key): return shlex.split(cfg.get(key, ''))
 requirements = reqs('requirements')
 demo_requirements = reqs('demo_requirements')
 notebook_requirements = reqs('notebook_requirements')
-dev_requirements = notebook_requirements + reqs('dev_requirements')
+bench_requirements = reqs('bench_requirements')
+dev_requirements = notebook_requirements + bench_requirements + reqs('dev_requirements')
 min_python = cfg['min_python']
 lic = licenses.get(cfg['license'].lower(), (cfg['license'], None))
 
@@ -36,7 +37,7 @@ setuptools.setup(
     packages=setuptools.find_packages(include=[cfg['lib_path'], cfg['lib_path'] + '.*']),
     include_package_data=True,
     install_requires=requirements,
-    extras_require={'demo': demo_requirements, 'notebooks': notebook_requirements, 'dev': dev_requirements},
+    extras_require={'demo': demo_requirements, 'notebooks': notebook_requirements, 'bench': bench_requirements, 'dev': dev_requirements},
     python_requires='>=' + min_python,
     long_description=open('README.md', encoding='utf-8').read(),
     long_description_content_type='text/markdown',

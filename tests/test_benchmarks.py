@@ -1,0 +1,29 @@
+"""The benchmarks run: `peers.py --quick` and `step_overhead.py --quick`, each in a fresh process on one device.
+
+Their numbers are printed, never asserted (on a shared 2-core machine they mean little); what is asserted is that
+every library and every section runs, that each library's first losses agree with raw JAX's (the scripts assert it
+before timing), and that the JSON the benchmarks page reads has every section it plots."""
+import json, os, re, subprocess, sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+ENV = {**os.environ, 'XLA_FLAGS': re.sub(r'--xla_force_host_platform_device_count=\d+', '', os.environ.get('XLA_FLAGS', ''))}
+
+def run(*args, timeout=600):
+    r = subprocess.run([sys.executable, *args], cwd=ROOT, env=ENV, capture_output=True, text=True, timeout=timeout)
+    assert r.returncode == 0, f"{' '.join(args)} failed:\n{r.stdout[-4000:]}\n{r.stderr[-8000:]}"
+    return r.stdout
+
+def test_peers_quick(tmp_path):
+    out = tmp_path / 'peers.json'
+    run('benchmarks/peers.py', '--quick', '--out', str(out))
+    results = json.loads(out.read_text())
+    libraries = {row['library'] for row in results['steps']}
+    assert {'raw', 'raw again', 'blox', 'equinox', 'haiku'} <= libraries and any('nnx' in l for l in libraries), libraries
+    for section in ('steps', 'async', 'init', 'trace', 'compile', 'import', 'first_init'):
+        assert results[section], f"no rows in section {section!r}"
+    stored = json.loads((ROOT / 'benchmarks/results/peers.json').read_text())  # what the benchmarks page shows
+    assert set(stored) == set(results), set(stored) ^ set(results)
+
+def test_step_overhead_quick():
+    assert 'arrays pipelined' in run('benchmarks/step_overhead.py', '--quick')
