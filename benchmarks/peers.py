@@ -1,5 +1,5 @@
 """blox beside raw JAX, Flax NNX, Equinox and Haiku doing the same work: `python benchmarks/peers.py` (~25 min on 2 cores;
-writes benchmarks/results/peers.json, or `--out PATH`). `--quick`: a smoke run of every section at tiny sizes (~1.5 min,
+writes benchmarks/results/peers.json, or `--out PATH`). `--quick`: a smoke run of every section at tiny sizes (~2 min,
 no JSON unless `--out`); `--only steps,async,init,trace,compile,import,first_init`: some sections. Nothing is asserted
 but the numerics.
 
@@ -42,7 +42,7 @@ its state.
 7. first_init: the Transformer's init as the first call in a fresh process, after a warm-up of JAX on an unrelated tiny
    jit (median of 3 processes).
 --quick: one MLP (14 arrays), the CNN and Transformer for one step per library (no A/A control), 10 and 40 arrays for init
-and trace, 2 and 4 blocks, one process each (its jitted inits in this process, from cleared caches).
+and trace, 2 blocks, one process each (its jitted inits in this process, from cleared caches).
 Run on an idle machine: the ratios are only as good as the machine's quiet."""
 import argparse, datetime, functools, importlib, importlib.metadata, json, os, platform, signal, statistics, subprocess, sys, time
 import jax, jax.numpy as jnp, numpy as np, optax
@@ -539,7 +539,7 @@ def trace_section(args, results):
             print(f"  {name:<8} {arrays:6d} arrays: {seconds(rows[name])}" + (f"  {ratio:6.2f}x raw" if ratio else ''), flush=True)
 
 def compile_section(args, results):
-    depths, repeat = ((2, 4), 1) if args.quick else ((2, 64), 3)
+    depths, repeat = ((2,), 1) if args.quick else ((2, 64), 3)
     print(f"\n5. lower + compile of the Transformer's train step, its blocks scanned, from cleared caches; median of {repeat}", flush=True)
     cases = []
     for depth in depths:  # every model and state made before the first cache is cleared
