@@ -1,4 +1,4 @@
-"""blox beside raw JAX, Flax NNX, Equinox and Haiku doing the same work: `python benchmarks/peers.py` (~25 min on 2 cores;
+"""blox beside raw JAX, Flax NNX, Equinox and Haiku doing the same work: `python benchmarks/peers.py` (~28 min on 2 cores;
 writes benchmarks/results/peers.json, or `--out PATH`). `--quick`: a smoke run of every section at tiny sizes (~2 min,
 no JSON unless `--out`); `--only steps,async,init,trace,compile,import,first_init`: some sections. Nothing is asserted
 but the numerics.
