@@ -47,6 +47,8 @@ Run on an idle machine: the ratios are only as good as the machine's quiet."""
 import argparse, datetime, functools, importlib, importlib.metadata, json, os, platform, signal, statistics, subprocess, sys, time
 import jax, jax.numpy as jnp, numpy as np, optax
 import blox as bx
+from step_overhead import measure
+from training import by_hand  # the step of 04_training, written out
 
 def optional(module):
     try: return importlib.import_module(module)
@@ -302,18 +304,10 @@ def step_variants(kind, size, batch):
         out, params = model(params, batch[0], **opts(is_training))
         return (loss(out, batch[1]), {}), params
     packaged = donate(bx.train_step(loss_fn, optimizer))
-    def by_hand(state, x, y):  # as in step_overhead.py
-        trainable, rest = state.params.split()
-        def loss_of(trainable):
-            (l, _), new = loss_fn(trainable.merge(rest), (x, y), is_training=True)
-            return l, new.split()[1]
-        (l, rest), grads = jax.value_and_grad(loss_of, has_aux=True)(trainable)
-        updates, opt_state = optimizer.update(grads, state.opt_state, trainable)
-        return bx.TrainState(optax.apply_updates(trainable, updates).merge(rest), opt_state, state.step + 1), l
-    by_hand = donate(by_hand)
+    hand = donate(by_hand(loss_fn, optimizer))
     blox_state = lambda: bx.TrainState.create(jax.tree.map(jnp.copy, params), optimizer)
     variants['blox'] = lambda s, x, y: packaged(s, (x, y)), blox_state, lambda s, x, y: packaged.lower(s, (x, y))
-    variants['blox by hand'] = by_hand, blox_state, by_hand.lower
+    variants['blox by hand'] = lambda s, x, y: hand(s, (x, y)), blox_state, lambda s, x, y: hand.lower(s, (x, y))
 
     if nnx:
         def nnx_fresh():
@@ -379,29 +373,6 @@ def check_numerics(variants, x, y):
             out.append(float(loss['loss'] if isinstance(loss, dict) else loss))
         losses[name] = out
     for name, l in losses.items(): np.testing.assert_allclose(l, losses['raw'], rtol=1e-5, err_msg=f'{name} vs raw')
-
-def measure(variants, x, y, rounds, sample, pipelined):
-    """Per library, one time per round: the mean over enough steps to take ~`sample` s (counted for each library, so
-    a slow one does not stretch the run), the libraries in a rotating order; as `measure` in step_overhead.py."""
-    states, number = {}, {}
-    for name, (step, make, _) in variants.items():
-        state = make()
-        for _ in range(2): state = jax.block_until_ready(step(state, x, y)[0])  # compile, and once more for committed inputs
-        t = time.perf_counter()
-        for _ in range(5): state = jax.block_until_ready(step(state, x, y)[0])
-        states[name], number[name] = state, max(5, round(sample / ((time.perf_counter() - t) / 5)))
-    names, times = list(variants), {name: [] for name in variants}
-    for r in range(rounds):
-        for name in names[r % len(names):] + names[:r % len(names)]:
-            step, state = variants[name][0], states[name]
-            t = time.perf_counter()
-            for _ in range(number[name]):
-                state, loss = step(state, x, y)
-                if not pipelined: jax.block_until_ready(loss)
-            jax.block_until_ready(state)
-            times[name].append((time.perf_counter() - t) / number[name])
-            states[name] = state
-    return {name: np.array(t) for name, t in times.items()}
 
 # ---- init, trace and compile times ----
 

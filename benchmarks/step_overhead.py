@@ -13,7 +13,7 @@ the same `optax.adam`, every step jitted with the state donated:
   non-finite gradient.
 Sync: every step waited for. Pipelined: 50 steps dispatched, then waited for once.
 Method: rounds interleave the variants in a rotating order, so that drift in the machine's load hits all alike;
-each variant's time in a round is the mean of enough steps to take ~`--sample` seconds (found once, from raw); reported: the median over rounds of the paired
+each variant's time in a round is the mean of enough steps to take ~`--sample` seconds (counted per variant); reported: the median over rounds of the paired
 ratio to raw in the same round, and its IQR."""
 import argparse, functools, platform, time
 import jax, jax.numpy as jnp, numpy as np, optax
@@ -74,24 +74,27 @@ def check_numerics(variants, x, y):
     for name, l in losses.items():
         np.testing.assert_allclose(l, losses['raw'], rtol=1e-6, err_msg=name)
 
-def measure(variants, x, y, rounds: int, sample: float, pipelined: bool):
-    states = {name: make() for name, (_, make) in variants.items()}
-    for name, (step, _) in variants.items():  # compile, and once more for committed inputs
-        for _ in range(2): states[name] = jax.block_until_ready(step(states[name], x, y)[0])
-    t = time.perf_counter()
-    for _ in range(10): states['raw'] = jax.block_until_ready(variants['raw'][0](states['raw'], x, y)[0])
-    number = max(5, round(sample / ((time.perf_counter() - t) / 10)))
+def measure(variants, x, y, rounds, sample, pipelined):
+    """Per library, one time per round: the mean over enough steps to take ~`sample` s (counted for each library, so
+    a slow one does not stretch the run), the libraries in a rotating order."""
+    states, number = {}, {}
+    for name, (step, make, *_) in variants.items():
+        state = make()
+        for _ in range(2): state = jax.block_until_ready(step(state, x, y)[0])  # compile, and once more for committed inputs
+        t = time.perf_counter()
+        for _ in range(5): state = jax.block_until_ready(step(state, x, y)[0])
+        states[name], number[name] = state, max(5, round(sample / ((time.perf_counter() - t) / 5)))
     names, times = list(variants), {name: [] for name in variants}
     for r in range(rounds):
         for name in names[r % len(names):] + names[:r % len(names)]:
-            step, s = variants[name][0], states[name]
+            step, state = variants[name][0], states[name]
             t = time.perf_counter()
-            for _ in range(number):
-                s, loss = step(s, x, y)
+            for _ in range(number[name]):
+                state, loss = step(state, x, y)
                 if not pipelined: jax.block_until_ready(loss)
-            jax.block_until_ready(s)
-            times[name].append((time.perf_counter() - t) / number)
-            states[name] = s
+            jax.block_until_ready(state)
+            times[name].append((time.perf_counter() - t) / number[name])
+            states[name] = state
     return {name: np.array(t) for name, t in times.items()}
 
 if __name__ == '__main__':
