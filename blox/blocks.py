@@ -8,7 +8,7 @@ from typing import Any, Callable, Mapping, Sequence
 import functools
 import jax, jax.numpy as jnp, numpy as np
 from .params import Params, patch, path_str
-from .graph import ConfigError, Graph, InputError, Module, Rng
+from .graph import Graph, InputError, Module, Rng
 from .layers import Layer, Linear, _default_metadata, _is_number, _logical, _positive_int, default_kernel_init
 from .norm import Dropout, DropPath, LayerNorm, RMSNorm
 from .attention import MultiHeadAttention

@@ -7,8 +7,8 @@ from __future__ import annotations
 import math
 from typing import Callable, Mapping, Sequence
 import jax, jax.numpy as jnp, numpy as np
-from .params import Params, patch
-from .graph import Graph, InputError, Rng
+from .params import Params
+from .graph import ConfigError, Graph, InputError, Rng
 from .layers import Layer, _as_tuple, _ints, _logical, _positive_int, default_kernel_init
 
 # %% auto #0

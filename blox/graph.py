@@ -8,8 +8,8 @@ import dataclasses, functools, inspect, math, types
 from collections.abc import Mapping
 from typing import Any, Callable, Iterator, Sequence
 import jax, jax.numpy as jnp, numpy as np
-from .rng import as_key, bound_axis_names, draw_key, init_key
-from .params import (BloxError, LockedError, Metadata, Param, Params, PathError, _array_str, _as_value,
+from .rng import as_key, bound_axis_names, draw_key, init_key as _init_key
+from .params import (BloxError, LockedError, Param, Params, PathError, _array_str, _as_value,
                          patch, path_str)
 
 # %% auto #0
@@ -481,7 +481,7 @@ def seed_key(self: Rng, params: Params) -> jax.Array:
 @patch
 def init_key(self: Rng, params: Params, path: tuple[str, ...]) -> jax.Array:
     "The key that initialises the parameter at `path`: from the seed and the path only, never the counter."
-    return init_key(self._state(params)[0], path)
+    return _init_key(self._state(params)[0], path)
 
 @patch
 def counter(self: Rng, params: Params) -> jax.Array:

@@ -6,7 +6,7 @@
 from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
-import jax, numpy as np
+import jax
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 from .params import BloxError, Params, path_str
 from .graph import Summary, _human_bytes, _nbytes

@@ -13,8 +13,22 @@ from .params import BloxError, Params, StructureError, patch, path_str
 from .graph import CallError, ConfigError, InputError
 
 # %% auto #0
-__all__ = ['TrainState', 'train_step', 'eval_step', 'evaluate', 'batches', 'CheckpointError', 'Checkpointer', 'NonFiniteError',
+__all__ = ['CheckpointError', 'NonFiniteError', 'TrainState', 'train_step', 'eval_step', 'evaluate', 'batches', 'Checkpointer',
            'fit', 'plot_history']
+
+# %% ../nbs/04_training.ipynb #f962ac96
+class CheckpointError(BloxError, RuntimeError):
+    "A checkpoint directory holds no checkpoint of the step asked for, or one that cannot be read or written."
+
+class NonFiniteError(BloxError, FloatingPointError):
+    "Training produced a NaN or infinite loss or gradient; `.step`, `.state` and `.history` say where and what."
+
+def _error(kind: type[BloxError], # the exception type, e.g. `ConfigError`
+           where: str,            # what it applies to: `'fit'`, `"Checkpointer('runs/a')"`, `'fit at step 12'`
+           message: str           # what went wrong and what to do instead
+          ) -> BloxError:
+    "`kind(message)` with `where` in front: `fit: log_every must be a positive int, got 0`."
+    return kind(f"{where}: {message}")
 
 # %% ../nbs/04_training.ipynb #0a536d75
 def _unaliased(tree):
@@ -197,9 +211,6 @@ def batches(data,                          # arrays with a leading example axis:
     return grain.MapDataset.source(source).to_iter_dataset(grain.ReadOptions(num_threads=0, prefetch_buffer_size=0))
 
 # %% ../nbs/04_training.ipynb #e17bc773
-class CheckpointError(BloxError, RuntimeError):
-    "A checkpoint directory holds no checkpoint of the step asked for, or one that cannot be read."
-
 def _by_name(tree) -> dict:
     "`{'params/mlp/head/kernel': leaf}`: a pytree's (or an orbax metadata tree's) leaves by their key paths."
     leaves = jax.tree_util.tree_flatten_with_path(tree)[0]
@@ -359,9 +370,6 @@ def history(self: Checkpointer,
     return self._manager.restore(step, args=ocp.args.Composite(history=ocp.args.JsonRestore()))['history']
 
 # %% ../nbs/04_training.ipynb #40c5b3cd
-class NonFiniteError(BloxError, FloatingPointError):
-    "Training produced a NaN or infinite loss or gradient; `.step`, `.state` and `.history` say where and what."
-
 def _record(log: dict, step: int, metrics: Mapping):
     "Append `step` and `metrics` to the columns of `log`, the loss first (jit returns dicts sorted by key)."
     log.setdefault('step', []).append(step)
