@@ -4,7 +4,7 @@
 
 # %% ../nbs/04_training.ipynb #216611da
 from __future__ import annotations
-import dataclasses, json, os, time
+import dataclasses, functools, hashlib, inspect, json, os, time
 from pathlib import Path
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import Any
@@ -40,6 +40,20 @@ def _unaliased(tree):
         return x
     return jax.tree.map(fresh, tree)
 
+def _kind(value) -> str:
+    if hasattr(value, 'shape') and hasattr(value, 'dtype'): return f"an array {value.dtype}{list(value.shape)}"
+    return f"a {type(value).__name__}"
+
+def _check_optimizer(optimizer, where: str):
+    "Raise a `ConfigError` unless `optimizer` is an optax transformation (has `init` and `update`)."
+    if callable(getattr(optimizer, 'init', None)) and callable(getattr(optimizer, 'update', None)): return
+    name = getattr(optimizer, '__name__', None)
+    if callable(optimizer) and name:
+        raise _error(ConfigError, where, f"the optimizer is the function {name!r}, which builds one: call it, "
+                                         f"e.g. optax.{name}(1e-3)")
+    raise _error(ConfigError, where, f"the optimizer must be an optax transformation (e.g. optax.adam(1e-3)), "
+                                     f"not {_kind(optimizer)}")
+
 @jax.tree_util.register_dataclass
 @dataclasses.dataclass(frozen=True)
 class TrainState:
@@ -48,89 +62,129 @@ class TrainState:
     opt_state: Any            # the optimizer's state, for the trainable half of `params` only
     step: jax.Array           # how many steps have been taken: an int32 scalar
     ema: Params | None = None # a moving average of the trainable half, when asked for
+    ema_decay: float | None = dataclasses.field(default=None, metadata=dict(static=True)) # the average's decay
 
     @classmethod
     def create(cls,
                params: Params,                         # initialised params (they are locked here)
                optimizer: optax.GradientTransformation, # any optax transformation
-               *, ema: bool = False                    # also keep a moving average of the weights?
+               *, ema_decay: float | None = None       # also keep a moving average of the weights, with this decay
               ) -> TrainState:
         "The state before the first step: `params` locked (the same buffers), `optimizer.init` of the trainable half."
+        if not isinstance(params, Params):
+            raise _error(ConfigError, 'TrainState.create', f"params must be bx.Params, not {_kind(params)}: get "
+                         f"them by calling the model once, `_, params = model(rng.seed(bx.Params(), seed=0), x)`, "
+                         f"or convert a nested dict of arrays with bx.Params.from_dict(tree)")
+        _check_optimizer(optimizer, 'TrainState.create')
+        if ema_decay is not None and (isinstance(ema_decay, bool) or not isinstance(ema_decay, (int, float))
+                                      or not 0 <= ema_decay < 1):
+            raise _error(ConfigError, 'TrainState.create', f"ema_decay must be a float in [0, 1), got {ema_decay!r}")
         params = params.locked()
         trainable, _ = params.split()
-        state = cls(params, optimizer.init(trainable), jnp.zeros((), jnp.int32), trainable if ema else None)
+        ema, decay = (None, None) if ema_decay is None else (trainable, float(ema_decay))
+        state = cls(params, optimizer.init(trainable), jnp.zeros((), jnp.int32), ema, decay)
         return _unaliased(state)  # e.g. `ema` starts as the weights themselves: give it its own buffers
 
     @property
     def ema_params(self) -> Params:
         "The averaged weights with the rest of the state: what to evaluate with when `ema` is kept."
         if self.ema is None:
-            raise ConfigError("this TrainState keeps no moving average; create it with "
-                              "TrainState.create(params, optimizer, ema=True)")
+            raise _error(ConfigError, 'TrainState.ema_params', "this TrainState keeps no moving average; create "
+                         "it with TrainState.create(params, optimizer, ema_decay=0.999)")
         return self.params.merge(self.ema)
 
 # %% ../nbs/04_training.ipynb #7d8575fe
-def _loss_outputs(out, where: str):
+def _check_signature(loss_fn: Callable, where: str):
+    "Raise a `CallError` unless `loss_fn(params, batch, is_training=...)` binds to `loss_fn`'s signature."
+    try: signature = inspect.signature(loss_fn)
+    except (TypeError, ValueError): return  # a builtin or an extension type: nothing to check
+    try: signature.bind(None, None, is_training=True)
+    except TypeError:
+        raise _error(CallError, where, f"the loss function's signature is {signature}, but it is called as "
+                     f"loss_fn(params, batch, is_training=...); write it as "
+                     f"`def loss_fn(params, batch, *, is_training): ...`") from None
+
+def _loss_outputs(out, where: str, reserved: tuple = ('loss',)):
     "`(loss, metrics, params)` from what a loss function returned: `((loss, metrics), params)` or `(loss, params)`."
     usage = "a loss function returns `(loss, metrics), params` or `loss, params`, as a module returns `outputs, params`"
     if type(out) is tuple and len(out) == 2 and isinstance(out[0], Params):
-        raise CallError(f"{where}: the loss function returned (params, outputs); return `(outputs, params)`, in "
-                        f"that order")
+        raise _error(CallError, where, "the loss function returned (params, outputs); return `(outputs, params)`, "
+                                       "in that order")
     if type(out) is not tuple or len(out) != 2 or not isinstance(out[1], Params):
-        raise CallError(f"{where}: the loss function returned {_kind(out)}; {usage}")
+        raise _error(CallError, where, f"the loss function returned {_kind(out)}; {usage}")
     value, params = out
     if type(value) is tuple and len(value) != 2:
-        raise CallError(f"{where}: the loss function's outputs are a tuple of {len(value)}; {usage}")
+        raise _error(CallError, where, f"the loss function's outputs are a tuple of {len(value)}; {usage}")
     loss, metrics = value if type(value) is tuple else (value, {})
     if not isinstance(metrics, Mapping):
-        raise CallError(f"{where}: the metrics must be a dict of scalars, not {_kind(metrics)}; {usage}")
+        raise _error(CallError, where, f"the metrics must be a dict of scalars, not {_kind(metrics)}; {usage}")
     if getattr(loss, 'shape', None) != () or not jnp.issubdtype(getattr(loss, 'dtype', None), jnp.floating):
-        raise CallError(f"{where}: the loss must be a float scalar, not {_kind(loss)}; reduce it (e.g. .mean())")
+        raise _error(CallError, where, f"the loss must be a float scalar, not {_kind(loss)}; reduce it (e.g. .mean())")
+    for name, value in metrics.items():
+        if name in reserved:
+            raise _error(CallError, where, f"the metrics hold {name!r}, a name the step gives its own value (it "
+                         f"would replace it in the history and the NaN check); rename it")
+        if np.shape(value) != ():
+            raise _error(CallError, where, f"the metric {name!r} is {_kind(value)}, not a scalar; reduce it "
+                         f"(e.g. .mean()), so that it can be averaged over steps and batches")
     return loss, dict(metrics), params
-
-def _kind(value) -> str:
-    if hasattr(value, 'shape') and hasattr(value, 'dtype'): return f"an array {value.dtype}{list(value.shape)}"
-    return f"a {type(value).__name__}"
 
 def _square_norm(g: jax.Array) -> jax.Array:
     "`sum(|g|²)` in at least float32."
     g = g.astype(jnp.promote_types(g.dtype, jnp.float32))
     return jnp.sum(jnp.real(g * jnp.conj(g)))
 
+def _check_opt_state(state: TrainState, optimizer, trainable: Params):
+    "Raise a `StructureError` unless `state.opt_state` has the structure `optimizer.init(trainable)` gives (free: traced)."
+    abstract = lambda p: jax.tree.map(lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype), p)
+    made = lambda p: jax.tree.structure(jax.eval_shape(optimizer.init, abstract(p)))
+    got = jax.tree.structure(state.opt_state)
+    if made(trainable) == got: return
+    if made(trainable.unlocked() if trainable.is_locked else trainable.locked()) == got:
+        raise _error(StructureError, 'train_step', f"the optimizer state was initialised from "
+                     f"{'un' if trainable.is_locked else ''}locked params, and the lock flag is part of the Params "
+                     f"pytree's structure, which optax compares; build the state with "
+                     f"TrainState.create(params, optimizer), which locks the params first")
+    raise _error(StructureError, 'train_step', "the state's opt_state was made by another optimizer than the one "
+                 "given to train_step; create the state with the same optimizer: "
+                 "TrainState.create(params, optimizer) and train_step(loss_fn, optimizer)")
+
 # %% ../nbs/04_training.ipynb #25484218
 def train_step(loss_fn: Callable,                     # `(loss, metrics), params = loss_fn(params, batch, is_training=True)`
-               optimizer: optax.GradientTransformation, # any optax transformation, over the trainable half
-               *, ema_decay: float | None = None        # keep `state.ema` as a moving average with this decay
+               optimizer: optax.GradientTransformation # any optax transformation, over the trainable half
               ) -> Callable:
     "A pure `step(state, batch) -> (state, metrics)`: split, `value_and_grad`, optax update, merge. Jit it yourself."
-    if ema_decay is not None and not 0 <= ema_decay < 1:
-        raise ConfigError(f"train_step: ema_decay must be in [0, 1), got {ema_decay!r}")
+    _check_signature(loss_fn, 'train_step')
+    _check_optimizer(optimizer, 'train_step')
     def step(state: TrainState, batch) -> tuple[TrainState, dict]:
         trainable, rest = state.params.split()
+        _check_opt_state(state, optimizer, trainable)
         def loss_of(trainable):
-            loss, metrics, params = _loss_outputs(loss_fn(trainable.merge(rest), batch, is_training=True),
-                                                  'train_step')
+            out = loss_fn(trainable.merge(rest), batch, is_training=True)
+            loss, metrics, params = _loss_outputs(out, 'train_step', ('loss', 'grad_norm', 'first_nonfinite_grad'))
             return loss, (metrics, params.split()[1])
         (loss, (metrics, rest)), grads = jax.value_and_grad(loss_of, has_aux=True)(trainable)
         updates, opt_state = optimizer.update(grads, state.opt_state, trainable)
         trainable = optax.apply_updates(trainable, updates)
         ema = state.ema
-        if ema_decay is not None:
-            if ema is None:
-                raise ConfigError("train_step(ema_decay=...) needs a state that keeps a moving average: "
-                                  "TrainState.create(params, optimizer, ema=True)")
-            ema = optax.incremental_update(trainable, ema, 1 - ema_decay)
+        if (ema is None) != (state.ema_decay is None):
+            raise _error(StructureError, 'train_step', "the state has an ema without an ema_decay, or the reverse; "
+                         "create it with TrainState.create(params, optimizer, ema_decay=0.999)")
+        if ema is not None: ema = optax.incremental_update(trainable, ema, 1 - state.ema_decay)
         squares = jnp.stack([_square_norm(g) for g in jax.tree.leaves(grads)] or [jnp.zeros(())])
         bad = ~jnp.isfinite(squares)
         metrics = {'loss': loss, **metrics, 'grad_norm': jnp.sqrt(squares.sum()),
                    'first_nonfinite_grad': jnp.where(bad.any(), jnp.argmax(bad), -1).astype(jnp.int32)}
-        return TrainState(trainable.merge(rest), opt_state, state.step + 1, ema), metrics
+        new = dataclasses.replace(state, params=trainable.merge(rest), opt_state=opt_state, step=state.step + 1,
+                                  ema=ema)
+        return new, metrics
     return step
 
 # %% ../nbs/04_training.ipynb #64cb7cfb
 def eval_step(loss_fn: Callable # `(loss, metrics), params = loss_fn(params, batch, is_training=False)`
              ) -> Callable:
     "A pure `evaluate(params, batch) -> metrics`: the loss and metrics with `is_training=False`; no state changes."
+    _check_signature(loss_fn, 'eval_step')
     def evaluate(params: Params, batch) -> dict:
         loss, metrics, _ = _loss_outputs(loss_fn(params, batch, is_training=False), 'eval_step')
         return {'loss': loss, **metrics}
@@ -146,7 +200,7 @@ def evaluate(evaluate_fn: Callable, # `jax.jit(eval_step(loss_fn))`, or any `(pa
         n = _batch_size(batch)
         for name, value in evaluate_fn(params, batch).items(): totals[name] = totals.get(name, 0) + value * n
         count += n
-    if not count: raise InputError("evaluate: the data has no batches")
+    if not count: raise _error(InputError, 'evaluate', "the data has no batches")
     return {name: float(value) / count for name, value in jax.device_get(totals).items()}
 
 def _batch_size(batch) -> int:
@@ -154,14 +208,27 @@ def _batch_size(batch) -> int:
     return int(np.shape(leaves[0])[0]) if leaves and np.ndim(leaves[0]) else 1
 
 # %% ../nbs/04_training.ipynb #c591163d
+def _fingerprint(data) -> str:
+    "A cheap hash of `data`: its structure, every array's shape and dtype, and three of its examples."
+    h = hashlib.blake2b(str(jax.tree.structure(data)).encode(), digest_size=8)
+    for a in jax.tree.leaves(data):
+        n = len(a)
+        h.update(f"{a.shape}{a.dtype}".encode())
+        h.update(np.ascontiguousarray(a[[0, n // 2, n - 1]]).tobytes())
+    return h.hexdigest()
+
 class _Batches(Sequence):
     "Batch `b` of a stream of examples that concatenates one seeded permutation of the data per epoch."
     def __init__(self, data, size: int, batch_size: int, seed, num_epochs, drop_remainder: bool, shard: tuple):
         self.data, self.size, self.batch_size, self.seed = data, size, batch_size, seed
         self.index, self.count = shard  # this process takes stream positions index, index + count, ...
-        self.examples = None if num_epochs is None else -(-(size * num_epochs - self.index) // self.count)
+        # Every shard takes the same number of examples: at most count - 1 at the end of the stream are dropped.
+        self.examples = None if num_epochs is None else size * num_epochs // self.count
         if self.examples is None: self.length = 2 ** 62                       # forever
         else: self.length = (self.examples // batch_size if drop_remainder else -(-self.examples // batch_size))
+        self.stream = {'examples': size, 'fingerprint': _fingerprint(data), 'seed': None if seed is None else int(seed),
+                       'batch_size': batch_size, 'num_epochs': num_epochs, 'drop_remainder': bool(drop_remainder),
+                       'shard_index': self.index, 'shard_count': self.count}  # what a saved position belongs to
         self._orders = {}
 
     def __len__(self): return self.length
@@ -182,6 +249,52 @@ class _Batches(Sequence):
             ids[epochs == epoch] = self._order(int(epoch))[offsets[epochs == epoch]]
         return jax.tree.map(lambda a: a[ids], self.data)
 
+# %% ../nbs/04_training.ipynb #c591163e
+@functools.cache
+def _stream_types():
+    "The grain dataset and iterator classes of `batches`, made on first use (importing grain takes a while)."
+    import grain
+    class BatchIterator(grain.DatasetIterator):
+        "Batches in order from a `_Batches`; its state is the next batch's index and what identifies the stream."
+        def __init__(self, source: _Batches):
+            super().__init__()
+            self._source, self._next = source, 0
+        def __next__(self):
+            if self._next >= self._source.length: raise StopIteration
+            self._next += 1
+            return self._source[self._next - 1]
+        def get_state(self) -> dict: return {'next_index': self._next, 'stream': self._source.stream}
+        def set_state(self, state: dict):
+            self._next = _position(state, self._source.stream)
+
+    class Batches(grain.IterDataset):
+        "The dataset `batches` returns: each `iter()` starts at the first batch."
+        def __init__(self, source: _Batches):
+            super().__init__()
+            self._source = source
+        def __iter__(self): return BatchIterator(self._source)
+        def __str__(self): return f"Batches({self._source.stream})"
+    return Batches
+
+def _position(state: Mapping, stream: dict) -> int:
+    "The batch index in a saved iterator `state`, once its stream is checked to be `stream`."
+    saved = state.get('stream') if isinstance(state, Mapping) else None
+    if saved is None:
+        raise _error(StructureError, 'batches', f"the saved data position {dict(state)!r} does not say which stream "
+                     f"it belongs to (it was saved by an older blox or another loader); restore without data=")
+    differ = [f"{k} {saved.get(k)!r} saved, {v!r} here" for k, v in stream.items() if saved.get(k) != v]
+    if differ:
+        raise _error(StructureError, 'batches', f"the saved data position belongs to another stream: "
+                     f"{'; '.join(differ)}. Make the iterator with the data and arguments of the run that saved it, "
+                     f"or restore without data= to start this stream afresh")
+    return int(state['next_index'])
+
+def _leading_sizes(data) -> dict:
+    "`{'x': 10, 'y': 12}`: the number of examples of each array in `data`, by key path."
+    leaves = jax.tree_util.tree_flatten_with_path(data)[0]
+    return {jax.tree_util.keystr(p, simple=True, separator='/') or 'data': (np.shape(a)[0] if np.ndim(a) else None)
+            for p, a in leaves}
+
 def batches(data,                          # arrays with a leading example axis: one, a tuple, or a dict of them
             batch_size: int,               # examples per batch (per process, when there are several)
             *, seed: int | None = None,    # shuffle with this seed, anew each epoch (`None`: keep the order)
@@ -192,23 +305,40 @@ def batches(data,                          # arrays with a leading example axis:
     "A grain dataset of batches from in-memory arrays; `iter()` of it has a small checkpointable state."
     import grain
     data = jax.tree.map(np.asarray, data)
-    sizes = sorted({np.shape(a)[0] if np.ndim(a) else 0 for a in jax.tree.leaves(data)})
-    if len(sizes) != 1 or not sizes[0]:
-        raise InputError(f"batches takes arrays that share a leading example axis, got leading sizes {sizes}")
+    sizes = _leading_sizes(data)
+    if not sizes: raise _error(InputError, 'batches', "the data holds no arrays")
+    if None in sizes.values():
+        scalars = [k for k, n in sizes.items() if n is None]
+        raise _error(InputError, 'batches', f"{', '.join(scalars)} has no example axis (a scalar); every array needs "
+                     f"a leading example axis")
+    if len(set(sizes.values())) != 1:
+        raise _error(InputError, 'batches', f"the arrays must share a leading example axis, but their numbers of "
+                     f"examples differ: {', '.join(f'{k} has {n}' for k, n in sizes.items())}")
+    size = next(iter(sizes.values()))
+    if not size: raise _error(InputError, 'batches', "the data has no examples (a leading axis of 0)")
     if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
-        raise ConfigError(f"batches: batch_size must be a positive int, got {batch_size!r}")
-    if num_epochs is not None and (not isinstance(num_epochs, (int, np.integer)) or num_epochs < 1):
-        raise ConfigError(f"batches: num_epochs must be a positive int or None (forever), got {num_epochs!r}")
+        raise _error(ConfigError, 'batches', f"batch_size must be a positive int, got {batch_size!r}")
+    if num_epochs is not None and (isinstance(num_epochs, bool) or not isinstance(num_epochs, (int, np.integer))
+                                   or num_epochs < 1):
+        raise _error(ConfigError, 'batches', f"num_epochs must be a positive int or None (forever), got {num_epochs!r}")
     if process_shard is True: process_shard = grain.sharding.ShardByJaxProcess()
     if isinstance(process_shard, grain.sharding.ShardOptions):
-        shard = (process_shard.shard_index, process_shard.shard_count)
+        shard = (int(process_shard.shard_index), int(process_shard.shard_count))
     elif process_shard is False: shard = (0, 1)
-    else: raise ConfigError(f"batches: process_shard is True, False or a grain.sharding.ShardOptions, "
-                            f"got {process_shard!r}")
-    source = _Batches(data, sizes[0], int(batch_size), seed, num_epochs, drop_remainder, shard)
+    else: raise _error(ConfigError, 'batches', f"process_shard is True, False or a grain.sharding.ShardOptions, "
+                       f"got {process_shard!r}")
+    per_epoch = size // shard[1]  # examples per epoch and process
+    if num_epochs != 1 and batch_size > per_epoch:
+        raise _error(ConfigError, 'batches', f"batch_size {batch_size} is more than the {per_epoch} examples of an "
+                     f"epoch{f' per process ({shard[1]} processes)' if shard[1] > 1 else ''}, so a batch would hold "
+                     f"some examples twice; use batch_size <= {per_epoch} or num_epochs=1")
+    if num_epochs is not None and size * num_epochs < shard[1]:
+        raise _error(InputError, 'batches', f"{size * num_epochs} examples cannot give each of {shard[1]} processes "
+                     f"one; use more data or more epochs")
+    source = _Batches(data, size, int(batch_size), seed, num_epochs, drop_remainder, shard)
     # Gathers run in the caller's thread: under asynchronous dispatch the host gathers batch k + 1 while the
     # device computes step k, and nothing is read ahead, so no memory goes to batches not yet asked for.
-    return grain.MapDataset.source(source).to_iter_dataset(grain.ReadOptions(num_threads=0, prefetch_buffer_size=0))
+    return _stream_types()(source)
 
 # %% ../nbs/04_training.ipynb #e17bc773
 def _by_name(tree) -> dict:
@@ -390,20 +520,105 @@ def _check_finite(state: TrainState, steps: list, metrics: dict, history: dict):
         if index >= 0: where = f"the first non-finite gradient is {path_str(state.params.split()[0].keys()[index])!r}"
         elif 'first_nonfinite_grad' in m: where = "every gradient is finite"
         else: where = "the step does not say which gradient is not"
-        error = NonFiniteError(f"training diverged at step {step}: the loss is {float(m['loss']):.4g} and {where}. "
-                               f"Lower the learning rate, clip the gradients (optax.clip_by_global_norm), or look "
-                               f"at that step's batch")
+        error = _error(NonFiniteError, 'fit', f"training diverged at step {step}: the loss is {float(m['loss']):.4g} "
+                       f"and {where}. Lower the learning rate, clip the gradients (optax.clip_by_global_norm), or "
+                       f"look at that step's batch")
         error.step, error.state, error.history = step, state, history
         raise error
 
+# %% ../nbs/04_training.ipynb #40c5b3ce
+class _Interval:
+    "The train metrics of some consecutive steps: the first ones already on the host, the rest on the device."
+    def __init__(self, steps=(), host=None):
+        self.steps, self.host, self.device = list(steps), host, []   # host: `{name: [steps] array}` or None
+
+    def add(self, step: int, metrics: dict):
+        self.steps.append(step)
+        self.device.append(metrics)
+
+    def fetch(self) -> dict:
+        "Every step's metrics on the host, as `{name: [steps] array}` (waits for the device to finish them)."
+        if self.device:
+            new = jax.device_get(_stacked(self.device))
+            old = self.host or {k: v[:0] for k, v in new.items()}
+            self.host = {k: np.concatenate([np.asarray(old[k], v.dtype), v]) for k, v in new.items() if k in old}
+            self.device = []
+        return self.host
+
+class _Log:
+    "`fit`'s train history: metrics stay on the device, each interval is read back one interval late, and a save sees them all."
+    def __init__(self, history: dict):
+        self.history, self.shown, self.closed = history, {}, []
+        pending = history.pop('pending', None)   # the steps since the last log point, saved with a checkpoint
+        self.pending = _Interval(pending['step'], {k: np.asarray(v) for k, v in pending.items() if k != 'step'}
+                                 ) if pending else _Interval()
+
+    def close(self, rate: float):
+        "End the interval at the step just added: its mean becomes a log point once it is read back."
+        self.closed.append((self.pending, rate))
+        self.pending = _Interval()
+
+    def read_back(self, state: TrainState, keep: int):
+        "Check and record every closed interval but the newest `keep` (the device has finished those: no wait)."
+        while len(self.closed) > keep:
+            interval, rate = self.closed.pop(0)
+            metrics = interval.fetch()
+            _check_finite(state, interval.steps, metrics, self.history)
+            means = {k: v.mean() for k, v in metrics.items() if k != 'first_nonfinite_grad'}
+            _record(self.history['train'], interval.steps[-1], means)
+            self.shown.update(loss=f"{means['loss']:.4g}", **{'examples/s': f"{rate:,.0f}"})
+
+    def saved(self, state: TrainState) -> dict:
+        "The history to save with `state`: every step up to it checked finite, the open interval's steps one by one."
+        self.read_back(state, keep=0)
+        if not self.pending.steps: return self.history
+        metrics = self.pending.fetch()
+        _check_finite(state, self.pending.steps, metrics, self.history)
+        steps = {'step': self.pending.steps, **{k: v.tolist() for k, v in metrics.items()}}
+        return {**self.history, 'pending': steps}
+
 # %% ../nbs/04_training.ipynb #3d2613ea
+def _check_fit(data, checkpointer, eval_fn, eval_data, intervals: dict):
+    "Raise a `ConfigError` for `fit` arguments that cannot work, before the first step."
+    if (eval_fn is None) != (eval_data is None): raise _error(ConfigError, 'fit', "pass eval_fn and eval_data together")
+    for name, every in intervals.items():
+        if every is not None and (isinstance(every, bool) or not isinstance(every, (int, np.integer)) or every < 1):
+            raise _error(ConfigError, 'fit', f"{name} must be a positive int, got {every!r}")
+    if intervals['eval_every'] is not None and eval_fn is None:
+        raise _error(ConfigError, 'fit', "eval_every is given but nothing to evaluate: pass eval_fn and eval_data too")
+    if intervals['checkpoint_every'] is not None and checkpointer is None:
+        raise _error(ConfigError, 'fit', "checkpoint_every is given but no checkpointer: pass checkpointer=Checkpointer(directory)")
+    if not isinstance(data, Iterator):
+        raise _error(ConfigError, 'fit', f"data must be an iterator of batches, not {_kind(data)}: pass iter(dataset), "
+                     f"and keep that iterator, which a checkpoint's data position is restored into")
+    if checkpointer is not None and not (hasattr(data, 'get_state') and hasattr(data, 'set_state')):
+        raise _error(ConfigError, 'fit', f"a checkpointer saves the data position, and data ({_kind(data)}) has none: "
+                     f"pass a grain iterator, e.g. iter(bx.batches(arrays, 64, seed=0, num_epochs=None))")
+    if isinstance(eval_data, Iterator):
+        raise _error(ConfigError, 'fit', f"eval_data is an iterator ({_kind(eval_data)}), which the first evaluation "
+                     f"would use up: pass what can be iterated anew each time, e.g. bx.batches(test, 256) or a list")
+
+def _eval_weights(state: TrainState, eval_weights: str | None, history: dict) -> str:
+    "Which weights `fit` evaluates, `'ema'` or `'params'`: the average by default when the state keeps one."
+    chosen = eval_weights or ('ema' if state.ema is not None else 'params')
+    if chosen not in ('ema', 'params'):
+        raise _error(ConfigError, 'fit', f"eval_weights must be 'ema', 'params' or None, got {eval_weights!r}")
+    if chosen == 'ema' and state.ema is None:
+        raise _error(ConfigError, 'fit', "eval_weights='ema' but the state keeps no moving average: create it "
+                     "with TrainState.create(params, optimizer, ema_decay=0.999)")
+    if history.get('eval_weights', chosen) != chosen:
+        raise _error(ConfigError, 'fit', f"the history continued was evaluated with the {history['eval_weights']!r} "
+                     f"weights: pass eval_weights={history['eval_weights']!r}, or start a new history")
+    return chosen
+
 def fit(step_fn: Callable,                    # `jax.jit(train_step(...), donate_argnames='state')`
         state: TrainState,                    # where to start: a new state, or a restored one
         data: Iterator,                       # training batches, e.g. `iter(batches(..., num_epochs=None))`
         num_steps: int,                       # train until `state.step` reaches this
         *, eval_fn: Callable | None = None,   # `jax.jit(eval_step(loss_fn))`, run over `eval_data`
-        eval_data: Iterable | None = None,    # evaluation batches, iterated anew each time
+        eval_data: Iterable | None = None,    # evaluation batches, iterated anew each time (not an iterator)
         eval_every: int | None = None,        # evaluate every this many steps (and at the end)
+        eval_weights: str | None = None,      # 'ema' or 'params' (default: 'ema' when the state keeps an average)
         checkpointer: Checkpointer | None = None, # save the state, data position and history here
         checkpoint_every: int | None = None,  # save every this many steps (and at the end)
         log_every: int = 10,                  # record the train metrics' means every this many steps
@@ -412,49 +627,38 @@ def fit(step_fn: Callable,                    # `jax.jit(train_step(...), donate
        ) -> tuple[TrainState, dict]:
     "Train with `step_fn` until step `num_steps`, keeping history, evaluating and checkpointing. `(state, history)`."
     from tqdm.auto import tqdm
-    if (eval_fn is None) != (eval_data is None): raise ConfigError("fit: pass eval_fn and eval_data together")
-    for name, every in (('log_every', log_every), ('eval_every', eval_every), ('checkpoint_every', checkpoint_every)):
-        if every is not None and (isinstance(every, bool) or not isinstance(every, (int, np.integer)) or every < 1):
-            raise ConfigError(f"fit: {name} must be a positive int, got {every!r}")
+    _check_fit(data, checkpointer, eval_fn, eval_data,
+               dict(log_every=log_every, eval_every=eval_every, checkpoint_every=checkpoint_every))
     history = {'train': {}, 'eval': {}, **json.loads(json.dumps(history or {}))}  # a copy: the caller's stays
-    start = int(state.step)
+    if eval_fn is not None: history['eval_weights'] = _eval_weights(state, eval_weights, history)
+    log, start = _Log(history), int(state.step)
     bar = tqdm(total=num_steps, initial=start, disable=not progress, unit='step', dynamic_ncols=True)
-    shown, pending, closed, examples, clock = {}, [], [], 0, time.perf_counter()
-    def read_back(keep: int):
-        "Record every closed interval but the newest `keep`: the device has finished those, so this rarely waits."
-        while len(closed) > keep:
-            interval, rate = closed.pop(0)
-            steps = [step for step, _ in interval]
-            metrics = jax.device_get(_stacked([m for _, m in interval]))
-            _check_finite(state, steps, metrics, history)
-            means = {k: v.mean() for k, v in metrics.items() if k != 'first_nonfinite_grad'}
-            _record(history['train'], steps[-1], means)
-            shown.update(loss=f"{means['loss']:.4g}", **{'examples/s': f"{rate:,.0f}"})
+    examples, clock = 0, time.perf_counter()
     try:
         for step in range(start + 1, num_steps + 1):
             try: batch = next(data)
             except StopIteration:
-                raise InputError(f"fit: the data ran out before step {step} of {num_steps}; make the training "
-                                 f"batches endless with batches(..., num_epochs=None)") from None
+                raise _error(InputError, 'fit', f"the data ran out before step {step} of {num_steps}; make the "
+                             f"training batches endless with batches(..., num_epochs=None)") from None
             examples += _batch_size(batch)
             state, metrics = step_fn(state, batch)
-            pending.append((step, metrics))
-            last, evaluating = step == num_steps, eval_fn is not None and ((eval_every and step % eval_every == 0))
-            saving = checkpointer is not None and ((checkpoint_every and step % checkpoint_every == 0) or last)
+            log.pending.add(step, metrics)
+            last = step == num_steps
+            evaluating = eval_fn is not None and (last or bool(eval_every) and step % eval_every == 0)
+            saving = checkpointer is not None and (last or bool(checkpoint_every) and step % checkpoint_every == 0)
             if step % log_every == 0 or last:
                 now = time.perf_counter()
-                closed.append((pending, examples / (now - clock)))
-                pending, examples, clock = [], 0, now
-                read_back(keep=0 if last or evaluating or saving else 1)  # one interval behind: no wait
-            if evaluating or (last and eval_fn is not None):
-                read_back(keep=0)
-                _record(history['eval'], step, evaluate(eval_fn, state.params, eval_data))
-                shown['eval_loss'] = f"{history['eval']['loss'][-1]:.4g}"
-            if saving:
-                read_back(keep=0)   # the history saved with the state is complete up to its step
-                checkpointer.save(state, data=data, history=history)
+                log.close(examples / (now - clock))
+                examples, clock = 0, now
+                log.read_back(state, keep=0 if last or evaluating or saving else 1)  # one interval behind: no wait
+            if evaluating:
+                log.read_back(state, keep=0)
+                weights = state.ema_params if history['eval_weights'] == 'ema' else state.params
+                _record(history['eval'], step, evaluate(eval_fn, weights, eval_data))
+                log.shown['eval_loss'] = f"{history['eval']['loss'][-1]:.4g}"
+            if saving: checkpointer.save(state, data=data, history=log.saved(state))  # every step checked first
             if step % log_every == 0 or last or evaluating or saving:  # not every step: tqdm costs ~50 us a call
-                bar.set_postfix(shown, refresh=False)
+                bar.set_postfix(log.shown, refresh=False)
                 bar.update(step - bar.n)
     finally:
         bar.close()
