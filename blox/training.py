@@ -76,7 +76,7 @@ class TrainState:
                          f"them by calling the model once, `_, params = model(rng.seed(bx.Params(), seed=0), x)`, "
                          f"or convert a nested dict of arrays with bx.Params.from_dict(tree)")
         _check_optimizer(optimizer, 'TrainState.create')
-        if ema_decay is not None and (isinstance(ema_decay, bool) or not isinstance(ema_decay, (int, float))
+        if ema_decay is not None and (isinstance(ema_decay, bool) or not isinstance(ema_decay, (int, float, np.number))
                                       or not 0 <= ema_decay < 1):
             raise _error(ConfigError, 'TrainState.create', f"ema_decay must be a float in [0, 1), got {ema_decay!r}")
         params = params.locked()
@@ -135,7 +135,7 @@ def _square_norm(g: jax.Array) -> jax.Array:
     return jnp.sum(jnp.real(g * jnp.conj(g)))
 
 def _check_opt_state(state: TrainState, optimizer, trainable: Params):
-    "Raise a `StructureError` unless `state.opt_state` has the structure `optimizer.init(trainable)` gives (free: traced)."
+    "A `StructureError` unless `state.opt_state` is shaped as `optimizer.init(trainable)` (checked when traced)."
     abstract = lambda p: jax.tree.map(lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype), p)
     made = lambda p: jax.tree.structure(jax.eval_shape(optimizer.init, abstract(p)))
     got = jax.tree.structure(state.opt_state)
@@ -301,8 +301,9 @@ def batches(data,                          # arrays with a leading example axis:
             num_epochs: int | None = 1,    # passes over the data (`None`: forever)
             drop_remainder: bool = False,  # drop a last batch smaller than `batch_size`
             process_shard=True):           # True: each of `jax.process_count()` processes takes its own
-                                           # examples; or a `grain.sharding.ShardOptions`; False: all
-    "A grain dataset of batches from in-memory arrays; `iter()` of it has a small checkpointable state."
+                                           # examples, as many as the others; or a `grain.sharding.ShardOptions`;
+                                           # False: all
+    "A grain dataset of batches from in-memory arrays; `iter()` of it has a small position that names its stream."
     import grain
     data = jax.tree.map(np.asarray, data)
     sizes = _leading_sizes(data)
@@ -540,13 +541,14 @@ class _Interval:
         "Every step's metrics on the host, as `{name: [steps] array}` (waits for the device to finish them)."
         if self.device:
             new = jax.device_get(_stacked(self.device))
-            old = self.host or {k: v[:0] for k, v in new.items()}
-            self.host = {k: np.concatenate([np.asarray(old[k], v.dtype), v]) for k, v in new.items() if k in old}
+            old = self.host  # steps read back before, at a save, or saved with a checkpoint (as JSON numbers)
+            self.host = new if old is None else {k: np.concatenate([np.asarray(old[k], v.dtype), v])
+                                                 for k, v in new.items() if k in old}
             self.device = []
         return self.host
 
 class _Log:
-    "`fit`'s train history: metrics stay on the device, each interval is read back one interval late, and a save sees them all."
+    "`fit`'s train metrics: kept on the device, read back one interval late, all checked before a save."
     def __init__(self, history: dict):
         self.history, self.shown, self.closed = history, {}, []
         pending = history.pop('pending', None)   # the steps since the last log point, saved with a checkpoint
@@ -571,11 +573,12 @@ class _Log:
     def saved(self, state: TrainState) -> dict:
         "The history to save with `state`: every step up to it checked finite, the open interval's steps one by one."
         self.read_back(state, keep=0)
-        if not self.pending.steps: return self.history
-        metrics = self.pending.fetch()
-        _check_finite(state, self.pending.steps, metrics, self.history)
-        steps = {'step': self.pending.steps, **{k: v.tolist() for k, v in metrics.items()}}
-        return {**self.history, 'pending': steps}
+        saved = dict(self.history)
+        if self.pending.steps:
+            metrics = self.pending.fetch()
+            _check_finite(state, self.pending.steps, metrics, self.history)
+            saved['pending'] = {'step': self.pending.steps, **{k: v.tolist() for k, v in metrics.items()}}
+        return json.loads(json.dumps(saved))  # a copy: the save may finish in the background, after more steps
 
 # %% ../nbs/04_training.ipynb #3d2613ea
 def _check_fit(data, checkpointer, eval_fn, eval_data, intervals: dict):
@@ -587,7 +590,8 @@ def _check_fit(data, checkpointer, eval_fn, eval_data, intervals: dict):
     if intervals['eval_every'] is not None and eval_fn is None:
         raise _error(ConfigError, 'fit', "eval_every is given but nothing to evaluate: pass eval_fn and eval_data too")
     if intervals['checkpoint_every'] is not None and checkpointer is None:
-        raise _error(ConfigError, 'fit', "checkpoint_every is given but no checkpointer: pass checkpointer=Checkpointer(directory)")
+        raise _error(ConfigError, 'fit', "checkpoint_every is given but no checkpointer: pass "
+                     "checkpointer=Checkpointer(directory)")
     if not isinstance(data, Iterator):
         raise _error(ConfigError, 'fit', f"data must be an iterator of batches, not {_kind(data)}: pass iter(dataset), "
                      f"and keep that iterator, which a checkpoint's data position is restored into")
