@@ -555,10 +555,10 @@ class _Log:
         self.pending = _Interval(pending['step'], {k: np.asarray(v) for k, v in pending.items() if k != 'step'}
                                  ) if pending else _Interval()
 
-    def close(self, rate: float):
+    def close(self, rate: float, partial: bool = False):
         "End the interval at the step just added: its mean becomes a log point once it is read back."
         self.closed.append((self.pending, rate))
-        self.pending = _Interval()
+        if not partial: self.pending = _Interval()  # a partial one, at the end, stays open for a resumed run
 
     def read_back(self, state: TrainState, keep: int):
         "Check and record every closed interval but the newest `keep` (the device has finished those: no wait)."
@@ -652,7 +652,7 @@ def fit(step_fn: Callable,                    # `jax.jit(train_step(...), donate
             saving = checkpointer is not None and (last or bool(checkpoint_every) and step % checkpoint_every == 0)
             if step % log_every == 0 or last:
                 now = time.perf_counter()
-                log.close(examples / (now - clock))
+                log.close(examples / (now - clock), partial=step % log_every != 0)
                 examples, clock = 0, now
                 log.read_back(state, keep=0 if last or evaluating or saving else 1)  # one interval behind: no wait
             if evaluating:
