@@ -1,10 +1,10 @@
 """What the Checkpointer's integrity checks cost, printed (never asserted): `python benchmarks/checkpoints.py`.
 
-`save` runs one jitted reduction over the state (`_fingerprint`: is every float finite, and two 32-bit checksums of
-each array's bytes) and `restore` runs it again on what it read, to compare the checksums. Timed here: that
-reduction alone (warm, and its first call, which compiles), and a whole synchronous save (`save` + `wait`) and
-restore with the checks and with them stubbed out, for the 04 chapter's MLP with adam (~0.1 MB) and a state of
-~50 MB (three 1024x1365 float32 weights... with adam's two moments). Best of several repeats on an idle machine."""
+`save` runs one jitted reduction over the state (`_fingerprint`: is every float finite, and each array's checksum,
+the sum of its 32-bit words mod 2**32) and `restore` runs it again on what it read, to compare the checksums. Timed
+here: that reduction alone (warm, and its first call, which compiles), and a whole synchronous save (`save` + `wait`)
+and restore with the checks and with them stubbed out, for the 04 chapter's MLP with adam (~0.1 MiB) and a 48 MiB
+state (four 1024x1024 float32 weights with adam's two moments). Best of 5 repeats; run on an idle machine."""
 import tempfile, time
 import jax, jax.numpy as jnp, numpy as np, optax
 import blox as bx

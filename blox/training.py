@@ -4,7 +4,7 @@
 
 # %% ../nbs/04_training.ipynb #216611da
 from __future__ import annotations
-import dataclasses, json, os, time
+import dataclasses, json, os, re, time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import Any
 import jax, jax.numpy as jnp, numpy as np, optax
@@ -275,7 +275,7 @@ class _KeepNewest:
         return [info.step in kept or info.step not in complete for info in checkpoints]
 
 class Checkpointer:
-    "Checkpoints of training with orbax: the state, the data iterator's position and the history; atomic saves."
+    "Checkpoints of training with orbax (state, data position, history): atomic saves and rotation; readers change nothing."
     def __init__(self,
                  directory,                # where checkpoints live, one sub-directory per step
                  *, keep: int | None = 3,  # how many of the newest to keep (`None`: all)
@@ -422,6 +422,11 @@ def _read(self: Checkpointer, step: int, item: str, what: str, read: Callable):
                               f"{e}); the files are damaged: restore another step (checkpointer.steps lists "
                               f"them)") from e
 
+def _restored(handler, directory, args):
+    "`handler.restore(directory, args=args)`, and the handler closed."
+    try: return handler.restore(directory, args=args)
+    finally: handler.close()
+
 @patch
 def _verify(self: Checkpointer, step: int, restored: dict):
     "Compare the checksums of `restored` (`{name: array}`) with those saved; raise `CheckpointError` at a mismatch."
@@ -480,7 +485,8 @@ def _check_data(self: Checkpointer, step: int):
                               f"restore without data=, or save with checkpointer.save(state, data=iterator)")
     index, count = jax.process_index(), jax.process_count()
     if (directory / f"process_{index}-of-{count}.json").exists(): return   # grain's name for this process's file
-    counts = sorted({int(p.name.rsplit('-of-', 1)[1][:-5]) for p in directory.glob('process_*-of-*.json')})
+    names = (re.fullmatch(r'process_\d+-of-(\d+)\.json', p.name) for p in directory.iterdir())
+    counts = sorted({int(name[1]) for name in names if name})
     raise CheckpointError(f"the data position of step {step} in {self.directory!r} was saved by "
                           f"{' or '.join(map(str, counts)) or 'no'} process(es), and this run has {count}: each "
                           f"process keeps its own position. Run with {counts[0] if counts else count} processes, or "
@@ -499,8 +505,8 @@ def restore(self: Checkpointer,
     self.check(target, step)
     if data is not None: self._check_data(step)
     abstract = jax.tree.map(_restore_target, target)
-    state = self._read(step, 'state', 'state', lambda d: ocp.StandardCheckpointHandler().restore(
-        d, args=ocp.args.StandardRestore(abstract)))
+    state = self._read(step, 'state', 'state', lambda d: _restored(ocp.StandardCheckpointHandler(), d,
+                                                                    ocp.args.StandardRestore(abstract)))
     self._verify(step, state)
     if data is not None:  # only once the state is back and verified: a failure leaves the iterator where it was
         self._read(step, 'data', 'data position', lambda d: grain.checkpoint.CheckpointHandler().restore(
@@ -530,8 +536,9 @@ def restore_params(self: Checkpointer,
     if ema: self._compare(step, {k: v for k, v in saved.items() if k.startswith('ema/')}, _by_name({'ema': parts['ema']}), fix)
     wanted = jax.tree.map(_restore_target, parts)
     item = jax.tree.map(lambda x: jax.ShapeDtypeStruct(*_as_saved(x), sharding=x.sharding), wanted)  # keys as key data
-    restored = self._read(step, 'state', 'params', lambda d: ocp.PyTreeCheckpointHandler().restore(d, args=ocp.args.PyTreeRestore(
-        item=item, restore_args=ocp.checkpoint_utils.construct_restore_args(item), partial_restore=True)))
+    args = ocp.args.PyTreeRestore(item=item, restore_args=ocp.checkpoint_utils.construct_restore_args(item),
+                                  partial_restore=True)   # only these arrays are read
+    restored = self._read(step, 'state', 'params', lambda d: _restored(ocp.PyTreeCheckpointHandler(), d, args))
     self._verify(step, restored)
     restored = jax.tree.map(lambda x, t: jax.random.wrap_key_data(x, impl=getattr(t.dtype, '_impl', None))
                             if jnp.issubdtype(t.dtype, jax.dtypes.prng_key) else x, restored, wanted)
