@@ -534,14 +534,11 @@ def restore_params(self: Checkpointer,
     fix = "Restore into params built by the model that was saved."
     self._compare(step, {k: v for k, v in saved.items() if k.startswith('params/')}, _by_name({'params': target}), fix)
     if ema: self._compare(step, {k: v for k, v in saved.items() if k.startswith('ema/')}, _by_name({'ema': parts['ema']}), fix)
-    wanted = jax.tree.map(_restore_target, parts)
-    item = jax.tree.map(lambda x: jax.ShapeDtypeStruct(*_as_saved(x), sharding=x.sharding), wanted)  # keys as key data
+    item = jax.tree.map(_restore_target, parts)
     args = ocp.args.PyTreeRestore(item=item, restore_args=ocp.checkpoint_utils.construct_restore_args(item),
                                   partial_restore=True)   # only these arrays are read
     restored = self._read(step, 'state', 'params', lambda d: _restored(ocp.PyTreeCheckpointHandler(), d, args))
     self._verify(step, restored)
-    restored = jax.tree.map(lambda x, t: jax.random.wrap_key_data(x, impl=getattr(t.dtype, '_impl', None))
-                            if jnp.issubdtype(t.dtype, jax.dtypes.prng_key) else x, restored, wanted)
     values = {**_by_name(restored['params']), **(_by_name(restored['ema']) if ema else {})}
     return jax.tree.unflatten(jax.tree.structure(target), [values[name] for name in _by_name(target)])
 
