@@ -4,8 +4,7 @@
 
 # %% ../nbs/04_training.ipynb #216611da
 from __future__ import annotations
-import dataclasses, functools, hashlib, inspect, json, os, time
-from pathlib import Path
+import dataclasses, functools, hashlib, inspect, json, os, re, time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import Any
 import jax, jax.numpy as jnp, numpy as np, optax
@@ -357,23 +356,72 @@ def _restore_target(x) -> jax.ShapeDtypeStruct:
     sharding = getattr(x, 'sharding', None) or jax.sharding.SingleDeviceSharding(jax.devices()[0])
     return jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=sharding)
 
+# %% ../nbs/04_training.ipynb #c4f1a0e1
+def _words(x: jax.Array) -> jax.Array:
+    "The bytes of `x` as unsigned words of its item size (a typed key as its key data, complex as two floats)."
+    if jnp.issubdtype(x.dtype, jax.dtypes.prng_key): x = jax.random.key_data(x)
+    if jnp.issubdtype(x.dtype, jnp.complexfloating): x = jnp.stack([x.real, x.imag], -1)
+    if x.dtype == jnp.bool_: x = x.astype(jnp.uint8)
+    unsigned = {1: jnp.uint8, 2: jnp.uint16, 4: jnp.uint32, 8: jnp.uint32}[x.dtype.itemsize]
+    return jax.lax.bitcast_convert_type(x, unsigned)   # 8-byte items become two words: a last axis of 2
+
+def _checksum(x: jax.Array) -> jax.Array:
+    "The sum of `x`'s words mod 2³²: a change confined to one word (a flipped bit or byte) always changes it."
+    return _words(x).astype(jnp.uint32).sum(dtype=jnp.uint32)   # integer sums: the same in any order, on any device
+
+def _finite(x: jax.Array) -> jax.Array:
+    "Is every value of `x` finite? (`True` for integers and keys.) One float reduction: NaN and inf propagate to the max."
+    if not jnp.issubdtype(x.dtype, jnp.inexact) or not x.size: return jnp.bool_(True)
+    return jnp.isfinite(jnp.max(jnp.abs(x)))
+
+@jax.jit
+def _finite_and_sums(leaves: list) -> tuple[jax.Array, jax.Array]:
+    "For each array: is every value finite, and its checksum; one compiled program, one transfer."
+    return jnp.stack([_finite(x) for x in leaves]), jnp.stack([_checksum(x) for x in leaves])
+
+def _array_checks(tree) -> tuple[dict, dict]:
+    "`({name: finite}, {name: checksum})` for the arrays of `tree`."
+    names = list(_by_name(tree))
+    if not names: return {}, {}
+    finite, sums = jax.device_get(_finite_and_sums(jax.tree.leaves(tree)))
+    return dict(zip(names, finite.tolist())), dict(zip(names, sums.tolist()))
+
 # %% ../nbs/04_training.ipynb #428dda0b
+_TRASH = '.deleted'   # rotated-out steps are renamed in here (atomic), then deleted: never a half-deleted step
+
+def _step_of(entry) -> int | None:
+    "The step that directory `entry` holds, if it is a complete checkpoint; `None` for anything else."
+    name = entry.name
+    if not (name.isascii() and name.isdigit() and str(int(name)) == name): return None
+    complete = (entry / '_CHECKPOINT_METADATA').exists() and (entry / 'state' / '_METADATA').exists()
+    return int(name) if complete else None
+
+class _KeepNewest:
+    "orbax's preservation policy for blox: the step being saved and the newest `keep - 1` other complete steps; never a directory that is not a complete checkpoint."
+    def __init__(self, keep: int, directory): self.keep, self.directory, self.saving = keep, directory, None
+    def should_preserve(self, checkpoints, *, context=None) -> list[bool]:
+        complete = {info.step for info in checkpoints if _step_of(self.directory / str(info.step)) is not None}
+        others = sorted(complete - {self.saving})
+        kept = {self.saving, *(others[-(self.keep - 1):] if self.keep > 1 else [])}
+        return [info.step in kept or info.step not in complete for info in checkpoints]
+
 class Checkpointer:
-    "Checkpoints of training with orbax: the state, the data iterator's position and the history; atomic saves."
+    "Checkpoints of training with orbax (state, data position, history): atomic saves and rotation; readers change nothing."
     def __init__(self,
                  directory,                # where checkpoints live, one sub-directory per step
                  *, keep: int | None = 3,  # how many of the newest to keep (`None`: all)
-                 async_save: bool = True): # write in the background (`save` returns once arrays are copied)
-        import orbax.checkpoint as ocp, grain
-        if keep is not None and (not isinstance(keep, (int, np.integer)) or keep < 1):
+                 async_save: bool = True,  # write in the background (`save` returns once arrays are copied)
+                 read_only: bool = False): # only read: `save` raises (for an evaluator beside a training run)
+        from etils import epath
+        if keep is not None and (isinstance(keep, bool) or not isinstance(keep, (int, np.integer)) or keep < 1):
             raise ConfigError(f"Checkpointer: keep must be a positive int or None (keep all), got {keep!r}")
         self.directory = os.fspath(directory)  # as given, for messages; orbax gets the absolute path
-        options = ocp.CheckpointManagerOptions(max_to_keep=keep, enable_async_checkpointing=async_save,
-                                               cleanup_tmp_directories=True)
-        handlers = {'state': ocp.StandardCheckpointHandler(), 'data': grain.checkpoint.CheckpointHandler(),
-                    'history': ocp.JsonCheckpointHandler()}
-        self._manager = ocp.CheckpointManager(os.path.abspath(self.directory), options=options,
-                                              item_handlers=handlers)
+        self._path = epath.Path(self.directory if '://' in self.directory else os.path.abspath(self.directory))
+        if self._path.exists() and not self._path.is_dir():
+            raise CheckpointError(f"Checkpointer({self.directory!r}): that path is a file, not a directory; pass "
+                                  f"the directory to keep the checkpoints in")
+        self.keep, self.async_save, self.read_only = keep, async_save, read_only
+        self._manager, self._closed = None, False   # orbax's manager is made by the first save: opening writes nothing
 
     def __repr__(self): return f"Checkpointer({self.directory!r}, steps={self.steps})"
     def __enter__(self): return self
@@ -381,15 +429,36 @@ class Checkpointer:
 
     @property
     def steps(self) -> list[int]:
-        "The steps saved, oldest first."
-        return sorted(self._manager.all_steps())
+        "The complete checkpoints' steps, oldest first, read from the directory anew (a reader sees the writer's)."
+        if not self._path.is_dir(): return []
+        return sorted(step for step in map(_step_of, self._path.iterdir()) if step is not None)
 
     @property
     def latest_step(self) -> int | None:
         "The newest saved step, or `None` when there is none."
-        return self._manager.latest_step()
+        steps = self.steps
+        return steps[-1] if steps else None
 
 # %% ../nbs/04_training.ipynb #590d4b99
+@patch
+def _writer(self: Checkpointer):
+    "orbax's `CheckpointManager`, made at the first save: it creates the directory and clears a killed run's leftovers."
+    import orbax.checkpoint as ocp, grain
+    if self._manager is None:
+        self._policy = _KeepNewest(self.keep, self._path) if self.keep is not None else None
+        options = ocp.CheckpointManagerOptions(enable_async_checkpointing=self.async_save, create=True,
+                                               cleanup_tmp_directories=True, todelete_subdir=_TRASH,
+                                               preservation_policy=self._policy)
+        handlers = {'state': ocp.StandardCheckpointHandler(), 'data': grain.checkpoint.CheckpointHandler(),
+                    'history': ocp.JsonCheckpointHandler(), 'checksums': ocp.JsonCheckpointHandler()}
+        self._manager = ocp.CheckpointManager(self._path, options=options, item_handlers=handlers)
+    return self._manager
+
+@patch
+def _sweep(self: Checkpointer):
+    "Delete the steps rotation renamed out of the way (one process does it); a kill midway leaves only rubbish there."
+    if jax.process_index() == 0: (self._path / _TRASH).rmtree(missing_ok=True)
+
 @patch
 def save(self: Checkpointer,
          state: TrainState,            # saved under its step, `int(state.step)`
@@ -398,28 +467,61 @@ def save(self: Checkpointer,
         ) -> int:
     "Save `state` (with `data`'s position and `history`) as the checkpoint of its step; returns the step."
     import orbax.checkpoint as ocp, grain
+    where = f"Checkpointer({self.directory!r}).save"
+    if self._closed: raise _error(CheckpointError, where, "this Checkpointer is closed; open a new one to save")
+    if self.read_only:
+        raise _error(CheckpointError, where, "this Checkpointer is read-only; open one without read_only=True to save")
+    if not isinstance(state, TrainState):
+        fix = ("wrap them: TrainState.create(params, optimizer)" if isinstance(state, Params) else
+               "pass the TrainState that training carries")
+        raise _error(CallError, where, f"state must be a TrainState, not {_kind(state)}; {fix}")
     step = int(state.step)
-    items = {'state': ocp.args.StandardSave(state)}
+    finite, checksums = _array_checks(state)
+    if not all(finite.values()):
+        error = _error(NonFiniteError, where, f"the state of step {step} is not finite: {next(k for k, ok in finite.items() if not ok)!r} "
+                       f"holds a NaN or an infinity, and a checkpoint never does. Restore the last checkpoint and lower "
+                       f"the learning rate or clip the gradients (optax.clip_by_global_norm)")
+        error.step, error.state, error.history = step, state, history
+        raise error
+    manager = self._writer()
+    manager.wait_until_finished()             # the previous save is complete: it is on disk, or it raised
+    if step in self.steps:
+        raise _error(CheckpointError, where, f"step {step} is already saved in {self.directory!r} (steps "
+                     f"{self.steps}); a checkpoint is never overwritten. Continue from the newest step "
+                     f"(checkpointer.restore(target)), or save this run into another directory")
+    if (self._path / str(step)).exists():
+        raise _error(CheckpointError, where, f"{os.path.join(self.directory, str(step))!r} is in the way: it is not "
+                     f"a complete checkpoint. Delete it, or save into another directory")
+    self._sweep()
+    items = {'state': ocp.args.StandardSave(state), 'checksums': ocp.args.JsonSave(checksums)}
     if data is not None: items['data'] = grain.checkpoint.CheckpointSave(data)
     if history is not None: items['history'] = ocp.args.JsonSave(dict(history))
-    self._manager.save(step, args=ocp.args.Composite(**items), force=True)
+    if self._policy is not None: self._policy.saving = step
+    manager.save(step, args=ocp.args.Composite(**items), force=True)
     return step
 
 @patch
 def wait(self: Checkpointer):
-    "Block until every save in the background has finished."
-    self._manager.wait_until_finished()
+    "Block until every save in the background has finished (and the steps rotated out are deleted)."
+    if self._manager is not None:
+        self._manager.wait_until_finished()
+        self._sweep()
 
 @patch
 def close(self: Checkpointer):
     "Finish the saves in the background, then release the checkpoint manager."
-    self._manager.wait_until_finished()
-    self._manager.close()
+    if self._closed: return
+    self.wait()
+    if self._manager is not None: self._manager.close()
+    self._closed = True
 
 # %% ../nbs/04_training.ipynb #e374c615
 @patch
 def _step(self: Checkpointer, step: int | None) -> int:
     "`step`, or the newest when `None`, checked to exist."
+    if not self._path.is_dir():
+        raise CheckpointError(f"there is no checkpoint in {self.directory!r}: the directory does not exist. Check "
+                              f"the path (a Checkpointer creates its directory only when it saves)")
     steps = self.steps
     if not steps:
         raise CheckpointError(f"there is no checkpoint in {self.directory!r}: save one first, with "
@@ -432,23 +534,48 @@ def _step(self: Checkpointer, step: int | None) -> int:
 @patch
 def _saved(self: Checkpointer, step: int) -> dict:
     "The saved state's arrays by name, with their shapes and dtypes, read from the checkpoint's metadata."
+    import orbax.checkpoint as ocp
     unreadable = (f"the checkpoint of step {step} in {self.directory!r} cannot be read: it is corrupt or was not "
                   f"written by blox. Restore another step (checkpointer.steps lists them)")
-    try: tree = self._manager.item_metadata(step)['state']
+    try: tree = ocp.StandardCheckpointHandler().metadata(self._path / str(step) / 'state')
     except Exception as e: raise CheckpointError(f"{unreadable} ({type(e).__name__}: {e})") from e
     tree = getattr(tree, 'tree', tree)
     if tree is None: raise CheckpointError(f"{unreadable} (its metadata is missing)")
     return _by_name(tree)
 
+@patch
+def _read(self: Checkpointer, step: int, item: str, what: str, read: Callable):
+    "`read(directory of item)`, its failures (blox's own errors aside) as one `CheckpointError` naming `what`."
+    try: return read(self._path / str(step) / item)
+    except BloxError: raise         # e.g. a data iterator that refuses another stream's position: its own words
+    except Exception as e:
+        raise CheckpointError(f"the {what} of step {step} in {self.directory!r} cannot be read ({type(e).__name__}: "
+                              f"{e}); the files are damaged: restore another step (checkpointer.steps lists "
+                              f"them)") from e
+
+def _restored(handler, directory, args):
+    "`handler.restore(directory, args=args)`, and the handler closed."
+    try: return handler.restore(directory, args=args)
+    finally: handler.close()
+
+@patch
+def _verify(self: Checkpointer, step: int, restored: dict):
+    "Compare the checksums of `restored` (`{name: array}`) with those saved; raise `CheckpointError` at a mismatch."
+    import orbax.checkpoint as ocp
+    if not (self._path / str(step) / 'checksums').exists(): return   # saved before checksums were kept
+    saved = self._read(step, 'checksums', 'checksums', ocp.JsonCheckpointHandler().restore)
+    _, sums = _array_checks(restored)
+    bad = [name for name, value in sums.items() if saved.get(name, value) != value]
+    if bad:
+        raise CheckpointError(f"the checkpoint of step {step} in {self.directory!r} is damaged: {bad[0]!r}"
+                              f"{f' and {len(bad) - 1} more arrays' if len(bad) > 1 else ''} read back other "
+                              f"values than were saved (its checksum differs). Restore another step "
+                              f"(checkpointer.steps lists them)")
+
 # %% ../nbs/04_training.ipynb #f2582f95
 @patch
-def check(self: Checkpointer,
-          target,                    # a `TrainState` of arrays or of `jax.ShapeDtypeStruct`s
-          step: int | None = None    # the checkpoint to compare with (default: the newest)
-         ):
-    "Raise one `StructureError` listing every difference between the saved state and `target`."
-    step = self._step(step)
-    saved, wanted = self._saved(step), _by_name(target)
+def _compare(self: Checkpointer, step: int, saved: dict, wanted: dict, fix: str):
+    "Raise one `StructureError` listing every difference between `saved` and `wanted` (`{name: array}`)."
     missing = [k for k in wanted if k not in saved]
     unexpected = [k for k in saved if k not in wanted]
     differ = [(k, _as_saved(wanted[k]), (tuple(saved[k].shape), np.dtype(saved[k].dtype))) for k in wanted if k in saved]
@@ -461,10 +588,41 @@ def check(self: Checkpointer,
     lines += [f"  mis-shaped: {k} is {w[1]}{list(w[0])} in the state but {g[1]}{list(g[0])} saved"
               for k, w, g in differ[:8]]
     if len(differ) > 8: lines.append(f"  and {len(differ) - 8} more mis-shaped")
-    lines.append("Restore into a state built from the model and optimizer that were saved.")
+    lines.append(fix)
     raise StructureError('\n'.join(lines))
 
+@patch
+def check(self: Checkpointer,
+          target,                    # a `TrainState` of arrays or of `jax.ShapeDtypeStruct`s
+          step: int | None = None    # the checkpoint to compare with (default: the newest)
+         ):
+    "Raise one `StructureError` listing every difference between the saved state and `target`."
+    step = self._step(step)
+    saved = self._saved(step)
+    if isinstance(target, Params) and any(k.startswith('params/') for k in saved):
+        raise StructureError(f"the checkpoint of step {step} in {self.directory!r} holds a TrainState (params, "
+                             f"opt_state, step), and the target is Params: restore the weights alone with "
+                             f"checkpointer.restore_params(params), or restore the whole state into a TrainState "
+                             f"(jax.eval_shape(lambda: TrainState.create(init(), optimizer)))")
+    self._compare(step, saved, _by_name(target), "Restore into a state built from the model and optimizer that were saved.")
+
 # %% ../nbs/04_training.ipynb #7a4faf74
+@patch
+def _check_data(self: Checkpointer, step: int):
+    "Raise `CheckpointError` unless step `step` holds a data position for this process, as many processes as now."
+    directory = self._path / str(step) / 'data'
+    if not directory.exists():
+        raise CheckpointError(f"the checkpoint of step {step} in {self.directory!r} saved no data position; "
+                              f"restore without data=, or save with checkpointer.save(state, data=iterator)")
+    index, count = jax.process_index(), jax.process_count()
+    if (directory / f"process_{index}-of-{count}.json").exists(): return   # grain's name for this process's file
+    names = (re.fullmatch(r'process_\d+-of-(\d+)\.json', p.name) for p in directory.iterdir())
+    counts = sorted({int(name[1]) for name in names if name})
+    raise CheckpointError(f"the data position of step {step} in {self.directory!r} was saved by "
+                          f"{' or '.join(map(str, counts)) or 'no'} process(es), and this run has {count}: each "
+                          f"process keeps its own position. Run with {counts[0] if counts else count} processes, or "
+                          f"restore without data= and start a new iterator (its data order differs from the saved run's)")
+
 @patch
 def restore(self: Checkpointer,
             target,                  # the state to restore into: arrays, or `jax.eval_shape` of building one
@@ -476,19 +634,44 @@ def restore(self: Checkpointer,
     self.wait()
     step = self._step(step)
     self.check(target, step)
-    if data is not None and not (Path(self.directory) / str(step) / 'data').exists():
-        raise CheckpointError(f"the checkpoint of step {step} in {self.directory!r} saved no data position; "
-                              f"restore without data=, or save with checkpointer.save(state, data=iterator)")
+    if data is not None: self._check_data(step)
     abstract = jax.tree.map(_restore_target, target)
-    try:
-        state = self._manager.restore(step, args=ocp.args.Composite(state=ocp.args.StandardRestore(abstract)))
-        if data is not None:  # only once the state is back: a failure leaves the iterator where it was
-            self._manager.restore(step, args=ocp.args.Composite(data=grain.checkpoint.CheckpointRestore(data)))
-    except Exception as e:
-        raise CheckpointError(f"the checkpoint of step {step} in {self.directory!r} cannot be restored "
-                              f"({type(e).__name__}: {e}); restore another step (checkpointer.steps lists "
-                              f"them)") from e
-    return state['state']
+    state = self._read(step, 'state', 'state', lambda d: _restored(ocp.StandardCheckpointHandler(), d,
+                                                                    ocp.args.StandardRestore(abstract)))
+    self._verify(step, state)
+    if data is not None:  # only once the state is back and verified: a failure leaves the iterator where it was
+        self._read(step, 'data', 'data position', lambda d: grain.checkpoint.CheckpointHandler().restore(
+            d, args=grain.checkpoint.CheckpointRestore(data)))
+    return state
+
+@patch
+def restore_params(self: Checkpointer,
+                   target: Params,          # the model's params to restore into: arrays, or `jax.eval_shape` of `init`
+                   *, step: int | None = None, # which checkpoint (default: the newest)
+                   ema: bool = False        # the moving average of the weights instead (`state.ema_params`)
+                  ) -> Params:
+    "Only the params of the state saved at `step`, checked against `target` first: for inference, no optimizer state is read."
+    import orbax.checkpoint as ocp
+    if not isinstance(target, Params):
+        raise CallError(f"Checkpointer.restore_params: target must be Params, not {_kind(target)}; to restore a "
+                        f"TrainState, use checkpointer.restore(target)")
+    self.wait()
+    step = self._step(step)
+    saved = self._saved(step)
+    parts = {'params': target.split()[1], 'ema': target.split()[0]} if ema else {'params': target}
+    if ema and not any(k.startswith('ema/') for k in saved):
+        raise CheckpointError(f"the checkpoint of step {step} in {self.directory!r} keeps no moving average; "
+                              f"restore_params without ema=True, or train with TrainState.create(..., ema=True)")
+    fix = "Restore into params built by the model that was saved."
+    self._compare(step, {k: v for k, v in saved.items() if k.startswith('params/')}, _by_name({'params': target}), fix)
+    if ema: self._compare(step, {k: v for k, v in saved.items() if k.startswith('ema/')}, _by_name({'ema': parts['ema']}), fix)
+    item = jax.tree.map(_restore_target, parts)
+    args = ocp.args.PyTreeRestore(item=item, restore_args=ocp.checkpoint_utils.construct_restore_args(item),
+                                  partial_restore=True)   # only these arrays are read
+    restored = self._read(step, 'state', 'params', lambda d: _restored(ocp.PyTreeCheckpointHandler(), d, args))
+    self._verify(step, restored)
+    values = {**_by_name(restored['params']), **(_by_name(restored['ema']) if ema else {})}
+    return jax.tree.unflatten(jax.tree.structure(target), [values[name] for name in _by_name(target)])
 
 @patch
 def history(self: Checkpointer,
@@ -496,9 +679,10 @@ def history(self: Checkpointer,
            ) -> dict | None:
     "The metric history saved with `step`, or `None` if it was saved without one."
     import orbax.checkpoint as ocp
+    self.wait()
     step = self._step(step)
-    if not (Path(self.directory) / str(step) / 'history').exists(): return None
-    return self._manager.restore(step, args=ocp.args.Composite(history=ocp.args.JsonRestore()))['history']
+    if not (self._path / str(step) / 'history').exists(): return None
+    return self._read(step, 'history', "history (history/metadata, JSON)", ocp.JsonCheckpointHandler().restore)
 
 # %% ../nbs/04_training.ipynb #40c5b3cd
 def _record(log: dict, step: int, metrics: Mapping):
