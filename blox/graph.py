@@ -546,6 +546,9 @@ def _check_view(where: str, graph, params):
     "A `CallError` unless `where` was given `(graph, params)`, in that order."
     if isinstance(graph, Params) and isinstance(params, Graph):
         raise CallError(f"{where}: the arguments are swapped; call {where}(graph, params), the graph first")
+    if isinstance(graph, Module):
+        raise CallError(f"{where}: the first argument is a bx.Graph node, not the module {_short(graph)}; pass its "
+                        f"node, module.graph, or the model's root graph")
     if not isinstance(graph, Graph):
         raise CallError(f"{where}: the first argument is a bx.Graph node (the model's graph), not {_describe(graph)}")
     if not isinstance(params, Params):
