@@ -201,8 +201,8 @@ class ConvTranspose(Conv):
                  param_dtype=None,                    # dtype of the weights (default: the policy's or float32)
                  rng: Rng | None = None,              # initialises `kernel`
                  metadata: Mapping | None = None):    # e.g. {'kernel': {...}}
-        super().__init__(graph, features, kernel_size, num_spatial_dims=num_spatial_dims, strides=strides, padding=padding,
-                         kernel_dilation=kernel_dilation, num_groups=num_groups, use_bias=use_bias,
+        super().__init__(graph, features, kernel_size, num_spatial_dims=num_spatial_dims, strides=strides,
+                         padding=padding, kernel_dilation=kernel_dilation, num_groups=num_groups, use_bias=use_bias,
                          kernel_init=kernel_init, bias_init=bias_init, precision=precision,
                          compute_dtype=compute_dtype, param_dtype=param_dtype, rng=rng, metadata=metadata)
 
