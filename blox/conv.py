@@ -9,7 +9,7 @@ from typing import Callable, Mapping, Sequence
 import jax, jax.numpy as jnp, numpy as np
 from .params import Params
 from .graph import ConfigError, Graph, InputError, Rng
-from .layers import Layer, _as_tuple, _ints, _logical, _positive_int, default_kernel_init
+from .layers import Layer, _ints, _logical, _positive_int, default_kernel_init
 
 # %% auto #0
 __all__ = ['Conv', 'ConvTranspose', 'max_pool', 'min_pool', 'avg_pool', 'MaxPool', 'MinPool', 'AvgPool', 'GlobalPool']
@@ -41,8 +41,32 @@ def _dimension_numbers(n: int) -> jax.lax.ConvDimensionNumbers:
     return jax.lax.ConvDimensionNumbers(lhs_spec=(0, n + 1) + spatial, rhs_spec=(n + 1, n) + tuple(range(n)),
                                         out_spec=(0, n + 1) + spatial)
 
+def _sizes(value, num_spatial_dims, name: str) -> tuple[int, ...] | str:
+    "`value` (an int, or one int per spatial dim) as a tuple of positive ints, or a message saying what is wrong."
+    if num_spatial_dims is not None and not _positive_int(num_spatial_dims):
+        return f"num_spatial_dims must be a positive int (or None), got {num_spatial_dims!r}"
+    if _is_int(value): sizes = (value,) * (num_spatial_dims or 1)
+    else: sizes = tuple(value) if isinstance(value, Sequence) and not isinstance(value, str) else ()
+    if not (sizes and all(map(_positive_int, sizes))):
+        return f"{name} must be a positive int or a tuple of them, got {value!r}"
+    if num_spatial_dims not in (None, len(sizes)):
+        return (f"{name}={value!r} has {len(sizes)} spatial dims but num_spatial_dims={num_spatial_dims}; "
+                f"make them agree, or give an int {name}")
+    return tuple(int(v) for v in sizes)
+
+def _is_int(v) -> bool: return isinstance(v, (int, np.integer)) and not isinstance(v, (bool, np.bool_))
+
+def _one_d_message(name: str, size: int, shape: tuple) -> str:
+    "Why an int window on inputs of rank 4 or more is refused, and what to pass instead."
+    n = len(shape) - 2
+    return (f"{name}={size} is an int, which means one spatial dim (axis -2), but the inputs have shape {shape}: "
+            f"for {n}-D inputs [batch, *spatial, channels] such as an image batch, pass {name}={(size,) * n} "
+            f"(or num_spatial_dims={n}); for 1-D inputs with several batch axes, pass {name}=({size},)")
+
 def _fold_batch(layer: Layer, x: jax.Array, n: int, what: str) -> tuple[jax.Array, tuple]:
     "`x` [*batch, *spatial, channels] as [batch, *spatial, channels], and the batch shape to restore."
+    if layer.num_spatial_dims is None and x.ndim >= 4:  # an int kernel: 1-D, or an image batch?
+        raise layer.error(InputError, _one_d_message(what, getattr(layer, what)[0], x.shape))
     if x.ndim < n + 1:
         raise layer.error(InputError, f"{what} is {n}-D, so inputs need at least {n + 1} dims "
                                       f"[*spatial, channels], got shape {x.shape}")
@@ -56,7 +80,9 @@ class Conv(Layer):
     def __init__(self, graph: Graph,
                  features: int,                       # output channels
                  kernel_size: int | Sequence[int],    # window size; its length is the number of spatial dims
-                 *, strides: int | Sequence[int] = 1, # step of the window along each spatial dim
+                 *, num_spatial_dims: int | None = None, # spatial dims of an int kernel_size (default: 1, and an
+                                                      # error on inputs of rank >= 4)
+                 strides: int | Sequence[int] = 1,    # step of the window along each spatial dim
                  padding: str | int | Sequence = 'SAME', # 'SAME', 'VALID', 'CIRCULAR', 'CAUSAL' or explicit sizes
                  kernel_dilation: int | Sequence[int] = 1, # gaps between kernel taps (atrous)
                  input_dilation: int | Sequence[int] = 1,  # gaps between input elements (fractional strides)
@@ -71,10 +97,11 @@ class Conv(Layer):
                  metadata: Mapping | None = None):    # e.g. {'kernel': {'sharding': (None, None, 'in', 'out')}}
         super().__init__(graph, compute_dtype=compute_dtype, param_dtype=param_dtype, rng=rng,
                          metadata=metadata)
-        sizes = _as_tuple(kernel_size) if isinstance(kernel_size, (int, np.integer, Sequence)) else ()
-        self.check(len(sizes) > 0 and all(map(_positive_int, sizes)),
-                   f"kernel_size must be a positive int or a tuple of them, got {kernel_size!r}")
-        self.kernel_size, n = tuple(int(k) for k in sizes), len(sizes)
+        sizes = _sizes(kernel_size, num_spatial_dims, 'kernel_size')
+        if isinstance(sizes, str): raise self.error(ConfigError, sizes)
+        self.kernel_size, n = sizes, len(sizes)
+        # None: left unsaid (an int kernel_size alone), so inputs of rank >= 4 are refused when called
+        self.num_spatial_dims = None if num_spatial_dims is None and _is_int(kernel_size) else n
         self.check(_positive_int(features), f"features must be a positive int, got {features!r}")
         self.check(_positive_int(num_groups) and features % num_groups == 0,
                    f"num_groups ({num_groups}) must be a positive int dividing features ({features})")
@@ -161,7 +188,8 @@ class ConvTranspose(Conv):
     def __init__(self, graph: Graph,
                  features: int,                       # output channels
                  kernel_size: int | Sequence[int],    # window size; its length is the number of spatial dims
-                 *, strides: int | Sequence[int] = 1, # upsampling factor along each spatial dim
+                 *, num_spatial_dims: int | None = None, # spatial dims of an int kernel_size (as for `Conv`)
+                 strides: int | Sequence[int] = 1,    # upsampling factor along each spatial dim
                  padding: str | int | Sequence = 'SAME', # 'SAME' (size x strides), 'VALID', 'CIRCULAR', ...
                  kernel_dilation: int | Sequence[int] = 1, # gaps between kernel taps
                  num_groups: int = 1,                 # independent channel groups (in == num_groups: depthwise)
@@ -173,8 +201,8 @@ class ConvTranspose(Conv):
                  param_dtype=None,                    # dtype of the weights (default: the policy's or float32)
                  rng: Rng | None = None,              # initialises `kernel`
                  metadata: Mapping | None = None):    # e.g. {'kernel': {...}}
-        super().__init__(graph, features, kernel_size, strides=strides, padding=padding,
-                         kernel_dilation=kernel_dilation, num_groups=num_groups, use_bias=use_bias,
+        super().__init__(graph, features, kernel_size, num_spatial_dims=num_spatial_dims, strides=strides,
+                         padding=padding, kernel_dilation=kernel_dilation, num_groups=num_groups, use_bias=use_bias,
                          kernel_init=kernel_init, bias_init=bias_init, precision=precision,
                          compute_dtype=compute_dtype, param_dtype=param_dtype, rng=rng, metadata=metadata)
 
@@ -216,68 +244,72 @@ def _wrap(y: jax.Array, periods: list[int]) -> jax.Array:
     return y
 
 # %% ../nbs/03a_conv.ipynb #6bc05730
-def _window(window, strides, padding, where: str) -> tuple:
-    "`window`, `strides` and `padding` of a pooling as tuples, or a ValueError naming the function."
-    is_int = lambda v: isinstance(v, (int, np.integer))
-    sizes = _as_tuple(window) if is_int(window) or isinstance(window, Sequence) else ()
-    if not (len(sizes) > 0 and all(map(_positive_int, sizes))):
-        raise ValueError(f"{where}: window must be a positive int or a tuple of them, got {window!r}")
+def _window(window, strides, padding, num_spatial_dims=None) -> tuple | str:
+    "`(window, strides, padding)` of a pooling as tuples (or a padding mode), or a message saying what is wrong."
+    sizes = _sizes(window, num_spatial_dims, 'window')
+    if isinstance(sizes, str): return sizes
     n = len(sizes)
-    steps = (1,) * n if strides is None else (strides,) * n if is_int(strides) else strides
+    steps = (1,) * n if strides is None else (strides,) * n if _is_int(strides) else strides
     if not (isinstance(steps, Sequence) and len(steps) == n and all(map(_positive_int, steps))):
-        raise ValueError(f"{where}: strides must be a positive int or {n} of them, got {strides!r}")
+        return f"strides must be a positive int or {n} of them, got {strides!r}"
     if isinstance(padding, str):
         if padding.upper() not in ('SAME', 'VALID'):
-            raise ValueError(f"{where}: padding is 'SAME', 'VALID' or explicit (low, high) pairs, "
-                             f"got {padding!r}")
-        padding = padding.upper()
-    else:
-        pads = ((padding, padding),) * n if is_int(padding) else tuple(map(tuple, padding))
-        if len(pads) != n or any(len(p) != 2 for p in pads):
-            raise ValueError(f"{where}: explicit padding needs one (low, high) pair per spatial dim ({n}), "
-                             f"got {padding!r}")
-        padding = tuple((int(lo), int(hi)) for lo, hi in pads)
-    return tuple(int(w) for w in sizes), tuple(int(s) for s in steps), padding
+            return f"padding is 'SAME', 'VALID' or explicit (low, high) pairs, got {padding!r}"
+        return sizes, tuple(map(int, steps)), padding.upper()
+    def pair(p): return tuple(p) if isinstance(p, Sequence) and len(p) == 2 and all(map(_is_int, p)) else None
+    pads = ((padding, padding),) * n if _is_int(padding) else \
+           tuple(map(pair, padding)) if isinstance(padding, Sequence) else ()
+    if len(pads) != n or None in pads:
+        return f"explicit padding needs one (low, high) pair of ints per spatial dim ({n}), got {padding!r}"
+    return sizes, tuple(map(int, steps)), tuple((int(lo), int(hi)) for lo, hi in pads)
 
-def _pool(x, init, reduce_fn, window, strides, padding, where: str):
-    window, strides, padding = _window(window, strides, padding, where)
-    n = len(window)
+def _pool(x, init, reduce_fn, window, strides, padding, num_spatial_dims, where: str):
+    parsed = _window(window, strides, padding, num_spatial_dims)
+    if isinstance(parsed, str): raise ConfigError(f"{where}: {parsed}")
+    sizes, strides, padding = parsed
+    n = len(sizes)
+    if num_spatial_dims is None and _is_int(window) and x.ndim >= 4:
+        raise InputError(f"{where}: {_one_d_message('window', window, x.shape)}")
     if x.ndim < n + 1:
-        raise ValueError(f"{where}: the window {window} is {n}-D, so inputs need at least {n + 1} dims "
+        raise InputError(f"{where}: the window {sizes} is {n}-D, so inputs need at least {n + 1} dims "
                          f"[*spatial, channels], got shape {x.shape}")
     lead = x.ndim - n - 1  # batch dims: the window and strides are 1 there, and on the channels
     pads = padding if isinstance(padding, str) else ((0, 0),) * lead + padding + ((0, 0),)
-    return jax.lax.reduce_window(x, init, reduce_fn, window_dimensions=(1,) * lead + window + (1,),
+    return jax.lax.reduce_window(x, init, reduce_fn, window_dimensions=(1,) * lead + sizes + (1,),
                                  window_strides=(1,) * lead + strides + (1,), padding=pads)
 
 def max_pool(x: jax.Array,                    # inputs [*batch, *spatial, channels]
              window: int | Sequence[int],     # window size; its length is the number of spatial dims
              strides: int | Sequence[int] | None = None, # step along each spatial dim (default: 1)
-             padding: str | Sequence = 'VALID' # 'SAME', 'VALID' or (low, high) per spatial dim
+             padding: str | Sequence = 'VALID', # 'SAME', 'VALID' or (low, high) per spatial dim
+             *, num_spatial_dims: int | None = None # spatial dims of an int window (default: 1)
             ) -> jax.Array:
     "Maximum over each window: [*batch, *spatial, channels] -> [*batch, *spatial', channels]."
-    return _pool(x, -jnp.inf, jax.lax.max, window, strides, padding, 'max_pool')
+    return _pool(x, -jnp.inf, jax.lax.max, window, strides, padding, num_spatial_dims, 'max_pool')
 
 def min_pool(x: jax.Array,                    # inputs [*batch, *spatial, channels]
              window: int | Sequence[int],     # window size; its length is the number of spatial dims
              strides: int | Sequence[int] | None = None, # step along each spatial dim (default: 1)
-             padding: str | Sequence = 'VALID' # 'SAME', 'VALID' or (low, high) per spatial dim
+             padding: str | Sequence = 'VALID', # 'SAME', 'VALID' or (low, high) per spatial dim
+             *, num_spatial_dims: int | None = None # spatial dims of an int window (default: 1)
             ) -> jax.Array:
     "Minimum over each window: [*batch, *spatial, channels] -> [*batch, *spatial', channels]."
-    return _pool(x, jnp.inf, jax.lax.min, window, strides, padding, 'min_pool')
+    return _pool(x, jnp.inf, jax.lax.min, window, strides, padding, num_spatial_dims, 'min_pool')
 
 def avg_pool(x: jax.Array,                    # inputs [*batch, *spatial, channels]
              window: int | Sequence[int],     # window size; its length is the number of spatial dims
              strides: int | Sequence[int] | None = None, # step along each spatial dim (default: 1)
              padding: str | Sequence = 'VALID', # 'SAME', 'VALID' or (low, high) per spatial dim
-             count_include_pad: bool = True   # divide by the window size (True) or by its unpadded inputs
+             count_include_pad: bool = True,  # divide by the window size (True) or by its unpadded inputs
+             *, num_spatial_dims: int | None = None # spatial dims of an int window (default: 1)
             ) -> jax.Array:
     "Mean over each window: [*batch, *spatial, channels] -> [*batch, *spatial', channels]."
-    total = _pool(x, 0.0, jax.lax.add, window, strides, padding, 'avg_pool')
-    n = len(_as_tuple(window))
-    if count_include_pad: return total / math.prod(_as_tuple(window))
+    total = _pool(x, 0.0, jax.lax.add, window, strides, padding, num_spatial_dims, 'avg_pool')
+    sizes = _window(window, strides, padding, num_spatial_dims)[0]  # valid: _pool checked it
+    if count_include_pad: return total / math.prod(sizes)
+    n = len(sizes)
     ones = jnp.ones((1,) * (x.ndim - n - 1) + x.shape[x.ndim - n - 1:-1] + (1,), x.dtype)  # count real inputs
-    return total / _pool(ones, 0.0, jax.lax.add, window, strides, padding, 'avg_pool')
+    return total / _pool(ones, 0.0, jax.lax.add, sizes, strides, padding, None, 'avg_pool')
 
 # %% ../nbs/03a_conv.ipynb #5fbaa1be
 class _Pool(Layer):
@@ -288,10 +320,14 @@ class _Pool(Layer):
                  window: int | Sequence[int],     # window size; its length is the number of spatial dims
                  strides: int | Sequence[int] | None = None, # step along each spatial dim (default: 1)
                  padding: str | Sequence = 'VALID', # 'SAME', 'VALID' or (low, high) per spatial dim
+                 *, num_spatial_dims: int | None = None, # spatial dims of an int window (default: 1, and an
+                                                  # error on inputs of rank >= 4)
                  **options):                      # more options of the function (avg_pool: count_include_pad)
         super().__init__(graph)
-        try: self.window, self.strides, self.padding = _window(window, strides, padding, type(self).__name__)
-        except ValueError as e: raise self.error(ConfigError, str(e).split(': ', 1)[1]) from None
+        parsed = _window(window, strides, padding, num_spatial_dims)
+        if isinstance(parsed, str): raise self.error(ConfigError, parsed)
+        self.window, self.strides, self.padding = parsed
+        self.num_spatial_dims = None if num_spatial_dims is None and _is_int(window) else len(self.window)
         self.options = options
 
     def __call__(self,
@@ -300,6 +336,8 @@ class _Pool(Layer):
                 ) -> tuple[jax.Array, Params]:
         "`(y, params)`: [*batch, *spatial, channels] -> [*batch, *spatial', channels]."
         n = len(self.window)
+        if self.num_spatial_dims is None and x.ndim >= 4:
+            raise self.error(InputError, _one_d_message('window', self.window[0], x.shape))
         if x.ndim < n + 1:
             raise self.error(InputError, f"the window {self.window} is {n}-D, so inputs need at least "
                                          f"{n + 1} dims [*spatial, channels], got shape {x.shape}")

@@ -4,7 +4,7 @@
 
 # %% ../nbs/10_digits.ipynb #f3ab2c0a
 from __future__ import annotations
-import argparse, time
+import argparse, os, time
 from pathlib import Path
 import jax, numpy as np, optax
 import blox as bx
@@ -44,6 +44,12 @@ def _positive_int(text: str) -> int:
     return value
 _positive_int.__name__ = 'positive integer'  # argparse says "invalid positive integer value: 'x'"
 
+def _seed(text: str) -> int:
+    value = int(text)
+    if not 0 <= value < 2**31: raise argparse.ArgumentTypeError(f"must be an integer from 0 to {2**31 - 1}, got {value}")
+    return value
+_seed.__name__ = 'seed'
+
 class _Parser(argparse.ArgumentParser):
     "An argument parser whose mistakes are one line: what was wrong, and where to look."
     def error(self, message):
@@ -57,8 +63,27 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument('--out', default='blox-demo', help="directory for curves.png and checkpoints/ "
                         "(default ./blox-demo)")
     parser.add_argument('--resume', action='store_true', help="continue from the newest checkpoint in --out")
-    parser.add_argument('--seed', type=int, default=0, help="seed of the weights and the data order (default 0)")
+    parser.add_argument('--seed', type=_seed, default=0, help="seed of the weights and the data order (default 0)")
     return parser
+
+def _check_out(parser: argparse.ArgumentParser, out: Path, resume: bool):
+    "A usage error unless `out` is, or can become, a writable directory with a `checkpoints/` directory in it."
+    if out.exists() and not out.is_dir():
+        parser.error(f"argument --out: {out} is a file; pass a directory for curves.png and checkpoints/ "
+                     f"(it is created if missing)")
+    existing = next(p for p in (out, *out.parents) if p.exists())  # the directory that the rest would go in
+    if not existing.is_dir():
+        parser.error(f"argument --out: {existing} is a file, so {out} cannot be created in it; choose another --out")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        parser.error(f"argument --out: {existing} is not writable; choose another --out")
+    if (out / 'checkpoints').exists() and not (out / 'checkpoints').is_dir():
+        parser.error(f"argument --out: {out / 'checkpoints'} is a file, not a directory of checkpoints; "
+                     f"choose another --out")
+    if resume and not (out / 'checkpoints').is_dir(): _nothing_to_resume(parser, out)
+
+def _nothing_to_resume(parser: argparse.ArgumentParser, out: Path):
+    parser.error(f"argument --resume: {out / 'checkpoints'} holds no checkpoint to continue; pass the --out "
+                 f"of the run to resume, or leave out --resume to start a new run")
 
 # %% ../nbs/10_digits.ipynb #0825de27
 def main(argv: list[str] | None = None # the command-line arguments (default: `sys.argv[1:]`)
@@ -67,6 +92,7 @@ def main(argv: list[str] | None = None # the command-line arguments (default: `s
     parser = _parser()
     args = parser.parse_args(argv)
     out = Path(args.out)
+    _check_out(parser, out, args.resume)
     devices = jax.devices()
     print(f"blox {bx.__version__} on jax {jax.__version__}: {len(devices)} {devices[0].platform} device(s)")
     train, test = digits(seed=args.seed)
@@ -83,11 +109,18 @@ def main(argv: list[str] | None = None # the command-line arguments (default: `s
     start = time.perf_counter()
     with bx.Checkpointer(out / 'checkpoints', keep=2) as checkpointer:
         state, history = init(), None
-        if checkpointer.latest_step is not None:
+        latest = checkpointer.latest_step
+        if latest is None and args.resume: _nothing_to_resume(parser, out)
+        if latest is not None:
             if not args.resume:
-                parser.error(f"{out / 'checkpoints'} already holds a run at step {checkpointer.latest_step}: pass "
+                parser.error(f"{out / 'checkpoints'} already holds a run at step {latest}: pass "
                              f"--resume to continue it, or choose another --out")
-            state, history = checkpointer.restore(jax.eval_shape(init), data=data), checkpointer.history()
+            if args.steps <= latest:
+                parser.error(f"argument --steps: the run in {out} is already at step {latest}, so --steps "
+                             f"{args.steps} leaves nothing to train; pass a --steps above {latest}")
+            try: state, history = checkpointer.restore(jax.eval_shape(init), data=data), checkpointer.history()
+            except bx.BloxError as e:
+                parser.error(f"argument --resume: the run in {out / 'checkpoints'} cannot be continued: {e}")
             print(f"resuming from step {int(state.step)}")
         state, history = bx.fit(jax.jit(bx.train_step(loss_fn, optimizer), donate_argnames='state'), state, data,
                                 args.steps, eval_fn=jax.jit(bx.eval_step(loss_fn)), eval_data=bx.batches(test, 360),

@@ -165,10 +165,16 @@ def _arguments(cls, graph, args, kwargs) -> dict:
     return {k: v for i, (k, v) in enumerate(bound.items()) if i >= 2}
 
 class _ModuleType(type):
-    "Builds modules (checks the node, runs `__init__`, records arguments, attaches); checks every `__call__`."
+    "Builds modules (checks the node, runs `__init__`, records arguments, attaches, freezes); checks every `__call__`."
     def __init__(cls, name, bases, namespace):
         super().__init__(name, bases, namespace)
         if '__call__' in namespace: cls.__call__ = namespace['__call__']  # wrapped by __setattr__ below
+
+    @property
+    def __signature__(cls) -> inspect.Signature:
+        "The constructor's signature, `__init__`'s without `self`: what `help`, IDEs and `inspect.signature` show."
+        sig = inspect.signature(cls.__init__)
+        return sig.replace(parameters=list(sig.parameters.values())[1:])
 
     def __setattr__(cls, name, value):
         if name == '__call__' and callable(value) and not getattr(value, '_blox_checked', False):
@@ -191,6 +197,7 @@ class _ModuleType(type):
         self.arguments = _arguments(cls, graph, args, kwargs)
         self._check_built()
         graph.module = self
+        object.__setattr__(self, '_built', True)  # from here on, Module.__setattr__ refuses
         return self
 
 # %% ../nbs/02_graph.ipynb #d8df68d7
@@ -260,6 +267,7 @@ class Module(metaclass=_ModuleType):
     arguments: dict             # the constructor arguments, as passed
     metadata: Mapping = types.MappingProxyType({}) # metadata for parameters below, by relative path
     array_inputs: bool = False  # must every positional input be an array, or a pytree of arrays?
+    _built: bool = False        # set once the metaclass has built it: from then on its attributes are fixed
     def __init__(self, graph: Graph): pass
 
     @property
@@ -331,6 +339,24 @@ def call_options(self: Module) -> frozenset[str] | None:
         if any(p.kind is p.VAR_KEYWORD for p in parameters): _OPTIONS[cls] = None
         else: _OPTIONS[cls] = frozenset(p.name for p in parameters if p.kind is p.KEYWORD_ONLY)
     return _OPTIONS[cls]
+
+# %% ../nbs/02_graph.ipynb #98a1eb41
+def _frozen_message(module: Module, name: str, verb: str) -> str:
+    cls = type(module).__name__
+    argument = f", {name}=..." if name in inspect.signature(type(module)).parameters else ""
+    return (f"cannot {verb} attribute {name!r}: a module's attributes are fixed once it is built, since jax.jit "
+            f"keys its compiled code on the module and reads them as constants, so a change would be silently "
+            f"ignored. Build a new module under a new graph node instead: {cls}(graph / 'new_name', ...{argument})")
+
+@patch
+def __setattr__(self: Module, name: str, value):
+    if self._built: raise self.error(ConfigError, _frozen_message(self, name, 'set'))
+    object.__setattr__(self, name, value)
+
+@patch
+def __delattr__(self: Module, name: str):
+    if self._built: raise self.error(ConfigError, _frozen_message(self, name, 'delete'))
+    object.__delattr__(self, name)
 
 # %% ../nbs/02_graph.ipynb #018dee81
 def _check_shape(module: Module, name: str, shape) -> tuple[int, ...]:
@@ -516,10 +542,23 @@ def _rows(graph: Graph, params: Params) -> list[tuple]:
     rows += [(path, '-', p) for group in below.values() for path, p in group]
     return rows
 
+def _check_view(where: str, graph, params):
+    "A `CallError` unless `where` was given `(graph, params)`, in that order."
+    if isinstance(graph, Params) and isinstance(params, Graph):
+        raise CallError(f"{where}: the arguments are swapped; call {where}(graph, params), the graph first")
+    if isinstance(graph, Module):
+        raise CallError(f"{where}: the first argument is a bx.Graph node, not the module {_short(graph)}; pass its "
+                        f"node, module.graph, or the model's root graph")
+    if not isinstance(graph, Graph):
+        raise CallError(f"{where}: the first argument is a bx.Graph node (the model's graph), not {_describe(graph)}")
+    if not isinstance(params, Params):
+        raise CallError(f"{where}: the second argument is the bx.Params to describe, not {_describe(params)}")
+
 def summary(graph: Graph,   # the model's graph (or any node of it, for part of the model)
             params: Params  # the state to describe: arrays, or the `ShapeDtypeStruct`s of `jax.eval_shape`
            ) -> Summary:
     "A plain-text table of the parameters under `graph`: path, module, shape, dtype, size, bytes, trainable."
+    _check_view('summary', graph, params)
     header = ('path', 'module', 'shape', 'dtype', 'size', 'bytes', 'trainable')
     table, totals = [], {True: [0, 0], False: [0, 0]}
     for path, kind, p in _rows(graph, params):
@@ -577,6 +616,7 @@ def display(graph: Graph,  # the model's graph (or any node of it)
             params: Params # its state
            ):
     "Show the modules and parameters under `graph` as an interactive treescope tree (text outside IPython)."
+    _check_view('display', graph, params)
     import treescope
     view = _view(graph, params)
     try: from IPython import get_ipython
