@@ -51,7 +51,8 @@ def _check_sequence(layer: Layer, xs: jax.Array, resets, lengths):
             or tuple(lengths.shape) != (batch,):
         got = f"{lengths.dtype}{list(lengths.shape)}" if hasattr(lengths, 'dtype') else type(lengths).__name__
         raise layer.error(InputError, f"lengths must be an integer array [batch] = [{batch}], each example's "
-                                      f"number of valid steps, got {got}; pass jnp.asarray(lengths, jnp.int32)")
+                                      f"number of valid steps, got {got}; pass one per example, e.g. "
+                                      f"jnp.asarray(lengths, jnp.int32)")
 
 class RecurrenceBase(SequenceBase):
     "A recurrent cell: one step `cell(params, state, x) -> ((y, state), params)`; `apply` scans it over time."
@@ -287,8 +288,9 @@ class Bidirectional(SequenceBase):
             raise self.error(InputError, f"apply takes [batch, time, features], got shape {xs.shape}")
         _check_sequence(self, xs, resets, lengths)
         if state is not None and not (type(state) in (tuple, list) and len(state) == 2):
-            raise self.error(InputError, f"the state is a pair (forward_state, backward_state), not "
-                                         f"{type(state).__name__}; start from initial_state(params, batch_size)")
+            got = f"an array {list(state.shape)}" if hasattr(state, 'shape') else type(state).__name__
+            raise self.error(InputError, f"the state is a pair (forward_state, backward_state), not {got}; "
+                                         f"start from initial_state(params, batch_size)")
         forward_state, backward_state = (None, None) if state is None else state
         batch, time = xs.shape[:2]
         valid = None if lengths is None else jnp.arange(time) < lengths[:, None]  # [batch, time]
