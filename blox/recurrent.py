@@ -293,11 +293,12 @@ class Bidirectional(SequenceBase):
                                          f"start from initial_state(params, batch_size)")
         forward_state, backward_state = (None, None) if state is None else state
         batch, time = xs.shape[:2]
+        if lengths is not None: lengths = jnp.asarray(lengths, jnp.int32)  # unsigned ones would wrap below
         valid = None if lengths is None else jnp.arange(time) < lengths[:, None]  # [batch, time]
         backward_resets = None
         if resets is not None:  # an episode that starts at t ends at t - 1: backwards, restart before reading x[t - 1]
             later = jnp.concatenate([resets[:, 1:], jnp.zeros_like(resets[:, :1])], axis=1)
-            if lengths is not None: later = later & (jnp.arange(time) < lengths[:, None] - 1)  # none from padding
+            if lengths is not None: later = later & (jnp.arange(time) + 1 < lengths[:, None])  # none from padding
             backward_resets = _flip(later, lengths)
         only = lambda **kw: {k: v for k, v in kw.items() if v is not None}  # a custom layer need not take them
         (forward_ys, forward_state), params = self.forward.apply(
