@@ -7,11 +7,11 @@ from __future__ import annotations
 from typing import Any, Callable, Mapping, NamedTuple
 import jax, jax.numpy as jnp
 from .params import Params, patch
-from .graph import Graph, InputError, Rng
+from .graph import ConfigError, Graph, InputError, Rng
 from .layers import Layer, _logical, _positive_int, default_kernel_init
 
 # %% auto #0
-__all__ = ['SequenceBase', 'RecurrenceBase', 'LSTMState', 'LSTM', 'GRU']
+__all__ = ['SequenceBase', 'RecurrenceBase', 'LSTMState', 'LSTM', 'GRU', 'Bidirectional']
 
 # %% ../nbs/03e_recurrent.ipynb #f788ab23
 class SequenceBase(Layer):
@@ -28,16 +28,31 @@ class SequenceBase(Layer):
               xs: jax.Array,                     # the sequence [batch, time, ...]
               *, state=None,                     # the state to start from (default: `initial_state`)
               resets: jax.Array | None = None,   # bool [batch, time]: restart an example before that step
+              lengths: jax.Array | None = None,  # int [batch]: each example's valid steps (the rest is padding)
               **options                          # keyword options of the layer
              ) -> tuple[tuple[jax.Array, Any], Params]:
         "`((ys, final_state), params)` for the whole sequence `xs`."
-        raise NotImplementedError(f"{type(self).__name__} must define apply(params, xs, *, state, resets)")
+        raise NotImplementedError(f"{type(self).__name__} must define apply(params, xs, *, state, resets, lengths)")
 
 # %% ../nbs/03e_recurrent.ipynb #bfe7e597
-def _reset(state, initial, reset: jax.Array):
-    "`initial` where `reset` [batch] is set, else `state`: the mask reshaped to [batch, 1, ...] per array."
-    def pick(s, s0): return jnp.where(reset.reshape(reset.shape + (1,) * (s.ndim - 1)), s0, s)
-    return jax.tree.map(pick, state, initial)
+def _where(mask: jax.Array, yes, no):
+    "`yes` where `mask` [batch] is set, else `no` (pytrees alike): the mask reshaped to [batch, 1, ...] per array."
+    def pick(a, b): return jnp.where(mask.reshape(mask.shape + (1,) * (a.ndim - 1)), a, b)
+    return jax.tree.map(pick, yes, no)
+
+def _check_sequence(layer: Layer, xs: jax.Array, resets, lengths):
+    "The checks of `apply`'s `resets` (bool [batch, time]) and `lengths` (int [batch]), naming `layer`."
+    batch, time = xs.shape[:2]
+    if resets is not None and (tuple(resets.shape) != (batch, time) or resets.dtype != jnp.bool_):
+        raise layer.error(InputError, f"resets must be bool [batch, time] = {(batch, time)}, "
+                                      f"got {resets.dtype}{list(resets.shape)}")
+    if lengths is None: return
+    if not hasattr(lengths, 'dtype') or not jnp.issubdtype(lengths.dtype, jnp.integer) \
+            or tuple(lengths.shape) != (batch,):
+        got = f"{lengths.dtype}{list(lengths.shape)}" if hasattr(lengths, 'dtype') else type(lengths).__name__
+        raise layer.error(InputError, f"lengths must be an integer array [batch] = [{batch}], each example's "
+                                      f"number of valid steps, got {got}; pass one per example, e.g. "
+                                      f"jnp.asarray(lengths, jnp.int32)")
 
 class RecurrenceBase(SequenceBase):
     "A recurrent cell: one step `cell(params, state, x) -> ((y, state), params)`; `apply` scans it over time."
@@ -64,6 +79,7 @@ def apply(self: RecurrenceBase,
           xs: jax.Array,                   # the sequence [batch, time, features]
           *, state=None,                   # the state to start from (default: `initial_state`)
           resets: jax.Array | None = None, # bool [batch, time]: go back to the initial state before that step
+          lengths: jax.Array | None = None,# int [batch]: steps from `lengths[b]` on are padding (state kept, ys 0)
           **options                        # keyword options of the step (LSTM and GRU take none)
          ) -> tuple[tuple[jax.Array, Any], Params]:
     "`((ys, final_state), params)`: the step scanned over time with `jax.lax.scan`; ys is [batch, time, ...]."
@@ -73,21 +89,22 @@ def apply(self: RecurrenceBase,
     if known is not None and set(options) - known:
         raise self.error(InputError, f"the step takes no option(s) {sorted(set(options) - known)}")
     batch, time = xs.shape[:2]
-    if resets is not None and (tuple(resets.shape) != (batch, time) or resets.dtype != jnp.bool_):
-        raise self.error(InputError, f"resets must be bool [batch, time] = {(batch, time)}, "
-                                     f"got {resets.dtype}{list(resets.shape)}")
+    _check_sequence(self, xs, resets, lengths)
     if not any(path[:len(self.path)] == self.path for path in params):  # create the parameters with one step
         _, params = self(params, self.initial_state(params, batch), xs[:, 0], **options)
     initial = self.initial_state(params, batch)
     state = initial if state is None else state
     self._check_batch(state, batch)
     def step(carry, inputs):
-        state, params = carry
-        x, reset = inputs
-        if reset is not None: state = _reset(state, initial, reset)
+        before, params = carry
+        x, reset, valid = inputs
+        state = before if reset is None else _where(reset, initial, before)
         (y, state), params = self(params, state, x, **options)
+        if valid is not None:  # a padding step changes nothing and outputs zeros
+            state, y = _where(valid, state, before), _where(valid, y, jax.tree.map(jnp.zeros_like, y))
         return (state, params), y
-    time_major = (jnp.swapaxes(xs, 0, 1), None if resets is None else jnp.swapaxes(resets, 0, 1))
+    valid = None if lengths is None else jnp.arange(time) < lengths[:, None]  # [batch, time]
+    time_major = tuple(None if a is None else jnp.swapaxes(a, 0, 1) for a in (xs, resets, valid))
     (state, params), ys = jax.lax.scan(step, (state, params), time_major)
     return (jnp.swapaxes(ys, 0, 1), state), params
 
@@ -222,3 +239,87 @@ class GRU(_Cell):
         n = jnp.tanh(xn + r * (hn + bh))  # cuDNN's variant: r scales the projected state and its bias
         h = (1 - z) * n + z * h
         return (self.policy.output(h), h), params
+
+# %% ../nbs/03e_recurrent.ipynb #b1d10002
+def _flip(xs: jax.Array, lengths: jax.Array | None) -> jax.Array:
+    "Each example's first `lengths[b]` steps of xs [batch, time, ...] reversed, its padding kept after them."
+    time = xs.shape[1]
+    if lengths is None: return jnp.flip(xs, axis=1)
+    index = (jnp.arange(time - 1, -1, -1) + jnp.clip(lengths, 0, time)[:, None]) % time  # [batch, time]
+    return jnp.take_along_axis(xs, index.reshape(index.shape + (1,) * (xs.ndim - 2)), axis=1)
+
+# %% ../nbs/03e_recurrent.ipynb #b1d10005
+_MERGES = {'concat': lambda f, b: jnp.concatenate([f, b], axis=-1), 'sum': jnp.add, 'mean': lambda f, b: (f + b) / 2}
+
+class Bidirectional(SequenceBase):
+    "`forward` reads x[0], x[1], ...; `backward` each example's valid steps reversed; their outputs merged per step."
+    def __init__(self, graph: Graph,
+                 forward: SequenceBase,  # the forward direction, e.g. `GRU(graph / 'bi' / 'forward', 64)`
+                 backward: SequenceBase, # the backward direction: another layer, with its own weights
+                 *, merge: str | Callable = 'concat'): # 'concat', 'sum', 'mean', or `merge(forward_ys, backward_ys)`
+        super().__init__(graph)
+        for name, layer in (('forward', forward), ('backward', backward)):
+            self.check(isinstance(layer, SequenceBase),
+                       f"{name} must be a sequence layer (an LSTM, a GRU, any SequenceBase), got {layer!r}")
+        self.check(forward is not backward,
+                   f"forward and backward are the same layer {forward!r}, so both directions would share its "
+                   f"weights; build a second layer at its own graph node for the backward direction")
+        self.check(callable(merge) or (isinstance(merge, str) and merge in _MERGES),
+                   f"merge must be one of {sorted(_MERGES)} or a function merge(forward_ys, backward_ys), got {merge!r}")
+        self.forward, self.backward, self.merge = forward, backward, merge
+
+    def initial_state(self,
+                      params: Params,  # the directions' parameters
+                      batch_size: int  # how many sequences
+                     ) -> tuple[Any, Any]:
+        "`(forward_state, backward_state)`: each direction's initial state."
+        return self.forward.initial_state(params, batch_size), self.backward.initial_state(params, batch_size)
+
+    def apply(self,
+              params: Params,                  # both directions' parameters (created on the first call)
+              xs: jax.Array,                   # the sequence [batch, time, features]
+              *, state=None,                   # `(forward_state, backward_state)` to start from (default: initial)
+              resets: jax.Array | None = None, # bool [batch, time]: an episode starts at that step (both directions)
+              lengths: jax.Array | None = None,# int [batch]: each example's valid steps; outputs past them are zeros
+              **options                        # keyword options of both directions' `apply`
+             ) -> tuple[tuple[jax.Array, tuple[Any, Any]], Params]:
+        "`((ys, (forward_state, backward_state)), params)`: ys merged per step in time order, [batch, time, ...]."
+        if xs.ndim < 3:
+            raise self.error(InputError, f"apply takes [batch, time, features], got shape {xs.shape}")
+        _check_sequence(self, xs, resets, lengths)
+        if state is not None and not (type(state) in (tuple, list) and len(state) == 2):
+            got = f"an array {list(state.shape)}" if hasattr(state, 'shape') else type(state).__name__
+            raise self.error(InputError, f"the state is a pair (forward_state, backward_state), not {got}; "
+                                         f"start from initial_state(params, batch_size)")
+        forward_state, backward_state = (None, None) if state is None else state
+        batch, time = xs.shape[:2]
+        if lengths is not None: lengths = jnp.asarray(lengths, jnp.int32)  # unsigned ones would wrap below
+        valid = None if lengths is None else jnp.arange(time) < lengths[:, None]  # [batch, time]
+        backward_resets = None
+        if resets is not None:  # an episode that starts at t ends at t - 1: backwards, restart before reading x[t - 1]
+            later = jnp.concatenate([resets[:, 1:], jnp.zeros_like(resets[:, :1])], axis=1)
+            if lengths is not None: later = later & (jnp.arange(time) + 1 < lengths[:, None])  # none from padding
+            backward_resets = _flip(later, lengths)
+        only = lambda **kw: {k: v for k, v in kw.items() if v is not None}  # a custom layer need not take them
+        (forward_ys, forward_state), params = self.forward.apply(
+            params, xs, **only(state=forward_state, resets=resets, lengths=lengths), **options)
+        (backward_ys, backward_state), params = self.backward.apply(
+            params, _flip(xs, lengths), **only(state=backward_state, resets=backward_resets, lengths=lengths), **options)
+        backward_ys = _flip(backward_ys, lengths)
+        if self.merge in ('sum', 'mean') and forward_ys.shape != backward_ys.shape:
+            raise self.error(ConfigError, f"merge={self.merge!r} needs both directions' outputs of one shape, got "
+                                          f"forward {list(forward_ys.shape)} and backward {list(backward_ys.shape)}; "
+                                          f"give both layers the same size, or merge='concat'")
+        ys = (_MERGES.get(self.merge) or self.merge)(forward_ys, backward_ys)
+        if lengths is not None: ys = jnp.where(valid.reshape(valid.shape + (1,) * (ys.ndim - 2)), ys, 0)
+        return (ys, (forward_state, backward_state)), params
+
+    def __call__(self,
+                 params: Params,                  # both directions' parameters
+                 xs: jax.Array,                   # the sequence [batch, time, features]
+                 *, resets: jax.Array | None = None, # bool [batch, time]: an episode starts at that step
+                 lengths: jax.Array | None = None    # int [batch]: each example's valid steps
+                ) -> tuple[jax.Array, Params]:
+        "`(ys, params)`: `apply` from the initial state, without the final state (for `Sequential`)."
+        (ys, _), params = self.apply(params, xs, resets=resets, lengths=lengths)
+        return ys, params
