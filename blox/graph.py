@@ -41,6 +41,13 @@ class RngError(BloxError, RuntimeError):
 # %% ../nbs/02_graph.ipynb #76c7994c
 def _canonical(dtype): return None if dtype is None else jax.dtypes.canonicalize_dtype(dtype)
 
+def _dtype_problem(field: str, value) -> str | None:
+    "Why `value` cannot be a policy's `field` (a floating dtype or `None`), or `None` when it can."
+    try: dtype = _canonical(value)
+    except TypeError: dtype = None
+    if value is None or (dtype is not None and jnp.issubdtype(dtype, jnp.floating)): return None
+    return f"{field} must be a floating dtype such as jnp.bfloat16 or jnp.float32, not {value!r}"
+
 @dataclasses.dataclass(frozen=True)
 class Policy:
     "Mixed precision: the dtype parameters are stored in, computations run in, and outputs come out in."
@@ -50,14 +57,8 @@ class Policy:
 
     def __post_init__(self):
         for field in ('param_dtype', 'compute_dtype', 'output_dtype'):
-            value = getattr(self, field)
-            try: dtype = _canonical(value)
-            except TypeError: dtype = None
-            floating = dtype is not None and jnp.issubdtype(dtype, jnp.floating)
-            if value is not None and not floating:
-                raise ConfigError(f"Policy: {field} must be a floating dtype such as jnp.bfloat16 or "
-                                  f"jnp.float32, not {value!r}")
-            object.__setattr__(self, field, dtype)
+            if problem := _dtype_problem(field, getattr(self, field)): raise ConfigError(f"Policy: {problem}")
+            object.__setattr__(self, field, _canonical(getattr(self, field)))
         if self.param_dtype is None:
             raise ConfigError("Policy: param_dtype cannot be None; the default is jnp.float32")
 

@@ -8,7 +8,7 @@ import math
 from typing import Any, Callable, Mapping, Sequence
 import jax, jax.numpy as jnp, numpy as np
 from .params import Metadata, Params, path_str
-from .graph import ConfigError, Graph, InputError, Module, Policy, Rng
+from .graph import ConfigError, Graph, InputError, Module, Policy, Rng, _dtype_problem
 
 # %% auto #0
 __all__ = ['Layer', 'Linear', 'DenseGeneral', 'Embed']
@@ -70,8 +70,10 @@ class Layer(Module):
                  metadata: Mapping | None = None): # parameter metadata by relative path: {'kernel': {...}}
         self.check(rng is None or isinstance(rng, Rng), f"rng must be a bx.Rng (or None), got {rng!r}")
         policy = graph.policy or Policy()
-        try: self.policy = policy.replace(compute_dtype=compute_dtype, param_dtype=param_dtype)
-        except ConfigError as e: raise self.error(ConfigError, str(e).removeprefix('Policy: ')) from None
+        for field, value in (('compute_dtype', compute_dtype), ('param_dtype', param_dtype)):
+            problem = _dtype_problem(field, value)
+            self.check(problem is None, problem)
+        self.policy = policy.replace(compute_dtype=compute_dtype, param_dtype=param_dtype)
         self.rng = rng
         self.metadata = _metadata_overrides(self, metadata)
 

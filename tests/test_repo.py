@@ -16,3 +16,22 @@ def test_docs_preprocessing():
     proc = docs_report.proc_nbs()  # raises with nbdev's output if a notebook fails or is not processed
     missing = docs_report.undocumented(proc)
     assert not missing, f"public methods that reach no page of the docs (add a show_doc cell): {missing}"
+
+def test_no_name_defined_twice():
+    "No module of the package defines a top-level function, class or variable twice: the later silently replaces the "
+    "earlier for every caller (two notebook sections once both defined `_fingerprint` in training.py, and `batches` "
+    "called the Checkpointer's). `@patch` methods are attached to their class, not to the module, so they are skipped."
+    import ast
+    twice = []
+    for path in sorted((ROOT / 'blox').glob('*.py')):
+        seen = {}
+        for node in ast.parse(path.read_text(encoding='utf-8')).body:
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+                if any('patch' in ast.unparse(d) for d in getattr(node, 'decorator_list', [])): continue
+                names = [node.name]
+            elif isinstance(node, ast.Assign): names = [t.id for t in node.targets if isinstance(t, ast.Name)]
+            else: continue
+            for name in names:
+                if name in seen and name != '__all__': twice.append(f"{path.name}: {name} (lines {seen[name]} and {node.lineno})")
+                seen.setdefault(name, node.lineno)
+    assert not twice, f"defined twice (rename one): {twice}"
