@@ -29,6 +29,10 @@ def _error(kind: type[BloxError], # the exception type, e.g. `ConfigError`
     "`kind(message)` with `where` in front: `fit: log_every must be a positive int, got 0`."
     return kind(f"{where}: {message}")
 
+def _is_count(value, minimum: int = 1) -> bool:
+    "Is `value` a Python or NumPy int (not a bool) of at least `minimum`?"
+    return isinstance(value, (int, np.integer)) and not isinstance(value, (bool, np.bool_)) and value >= minimum
+
 # %% ../nbs/04_training.ipynb #0a536d75
 def _unaliased(tree):
     "`tree` with every array that appears in it twice copied, so `jax.jit(..., donate_argnames=...)` can donate all."
@@ -41,7 +45,8 @@ def _unaliased(tree):
 
 def _kind(value) -> str:
     if hasattr(value, 'shape') and hasattr(value, 'dtype'): return f"an array {value.dtype}{list(value.shape)}"
-    return f"a {type(value).__name__}"
+    name = type(value).__name__
+    return f"{'an' if name[0].lower() in 'aeiou' else 'a'} {name}"
 
 def _check_optimizer(optimizer, where: str):
     "Raise a `ConfigError` unless `optimizer` is an optax transformation (has `init` and `update`)."
@@ -95,6 +100,9 @@ class TrainState:
 # %% ../nbs/04_training.ipynb #7d8575fe
 def _check_signature(loss_fn: Callable, where: str):
     "Raise a `CallError` unless `loss_fn(params, batch, is_training=...)` binds to `loss_fn`'s signature."
+    if not callable(loss_fn):
+        raise _error(ConfigError, where, f"loss_fn must be a function `(params, batch, *, is_training) -> "
+                     f"((loss, metrics), params)`, not {_kind(loss_fn)}")
     try: signature = inspect.signature(loss_fn)
     except (TypeError, ValueError): return  # a builtin or an extension type: nothing to check
     try: signature.bind(None, None, is_training=True)
@@ -194,6 +202,9 @@ def evaluate(evaluate_fn: Callable, # `jax.jit(eval_step(loss_fn))`, or any `(pa
              data: Iterable         # batches, e.g. `batches(test, 256)`
             ) -> dict[str, float]:
     "The mean of every metric over `data`, each batch weighted by its size."
+    if not callable(evaluate_fn):
+        raise _error(ConfigError, 'evaluate', f"evaluate_fn must be a function `(params, batch) -> metrics`, e.g. "
+                     f"jax.jit(eval_step(loss_fn)), not {_kind(evaluate_fn)}")
     totals, count = {}, 0
     for batch in data:
         n = _batch_size(batch)
@@ -321,6 +332,10 @@ def batches(data,                          # arrays with a leading example axis:
     if num_epochs is not None and (isinstance(num_epochs, bool) or not isinstance(num_epochs, (int, np.integer))
                                    or num_epochs < 1):
         raise _error(ConfigError, 'batches', f"num_epochs must be a positive int or None (forever), got {num_epochs!r}")
+    if seed is not None and not _is_count(seed, 0):
+        raise _error(ConfigError, 'batches', f"seed must be a non-negative int, or None to keep the order, got {seed!r}")
+    if not isinstance(drop_remainder, (bool, np.bool_)):
+        raise _error(ConfigError, 'batches', f"drop_remainder must be True or False, got {drop_remainder!r}")
     if process_shard is True: process_shard = grain.sharding.ShardByJaxProcess()
     if isinstance(process_shard, grain.sharding.ShardOptions):
         shard = (int(process_shard.shard_index), int(process_shard.shard_count))
@@ -413,8 +428,11 @@ class Checkpointer:
                  async_save: bool = True,  # write in the background (`save` returns once arrays are copied)
                  read_only: bool = False): # only read: `save` raises (for an evaluator beside a training run)
         from etils import epath
-        if keep is not None and (isinstance(keep, bool) or not isinstance(keep, (int, np.integer)) or keep < 1):
-            raise ConfigError(f"Checkpointer: keep must be a positive int or None (keep all), got {keep!r}")
+        if not isinstance(directory, (str, os.PathLike)):
+            raise _error(ConfigError, 'Checkpointer', f"directory must be a path (a str or pathlib.Path), not "
+                         f"{_kind(directory)}")
+        if keep is not None and not _is_count(keep):
+            raise _error(ConfigError, 'Checkpointer', f"keep must be a positive int or None (keep all), got {keep!r}")
         self.directory = os.fspath(directory)  # as given, for messages; orbax gets the absolute path
         self._path = epath.Path(self.directory if '://' in self.directory else os.path.abspath(self.directory))
         if self._path.exists() and not self._path.is_dir():
@@ -475,6 +493,14 @@ def save(self: Checkpointer,
         fix = ("wrap them: TrainState.create(params, optimizer)" if isinstance(state, Params) else
                "pass the TrainState that training carries")
         raise _error(CallError, where, f"state must be a TrainState, not {_kind(state)}; {fix}")
+    if data is not None and not (hasattr(data, 'get_state') and hasattr(data, 'set_state')):
+        raise _error(ConfigError, where, f"data must be a grain iterator, whose position is saved, not {_kind(data)}; "
+                     f"e.g. iter(bx.batches(arrays, 64, seed=0, num_epochs=None)), or save without data=")
+    if history is not None:
+        try: json.dumps(dict(history), allow_nan=True)
+        except (TypeError, ValueError) as e:
+            raise _error(ConfigError, where, f"history must be a dict of plain JSON data (numbers, strings, lists, "
+                         f"dicts), as fit keeps it, not {_kind(history)} ({e})") from None
     step = int(state.step)
     finite, checksums = _array_checks(state)
     if not all(finite.values()):
@@ -519,6 +545,9 @@ def close(self: Checkpointer):
 @patch
 def _step(self: Checkpointer, step: int | None) -> int:
     "`step`, or the newest when `None`, checked to exist."
+    if step is not None and not _is_count(step, 0):
+        raise _error(ConfigError, f"Checkpointer({self.directory!r})", f"step must be an int (one of "
+                     f"checkpointer.steps) or None for the newest, got {step!r}")
     if not self._path.is_dir():
         raise CheckpointError(f"there is no checkpoint in {self.directory!r}: the directory does not exist. Check "
                               f"the path (a Checkpointer creates its directory only when it saves)")
@@ -631,6 +660,13 @@ def restore(self: Checkpointer,
            ) -> TrainState:
     "The state saved at `step`, shaped like `target` and checked against it first; `data`'s position restored."
     import orbax.checkpoint as ocp, grain
+    where = f"Checkpointer({self.directory!r}).restore"
+    if not isinstance(target, (TrainState, Params)):
+        raise _error(CallError, where, f"target must be the TrainState to restore into (its arrays, or "
+                     f"jax.eval_shape of building it), not {_kind(target)}; for the weights alone, use restore_params")
+    if data is not None and not hasattr(data, 'set_state'):
+        raise _error(ConfigError, where, f"data must be the grain iterator to move to the saved position, not "
+                     f"{_kind(data)}; e.g. iter(bx.batches(arrays, 64, seed=0, num_epochs=None))")
     self.wait()
     step = self._step(step)
     self.check(target, step)
@@ -765,11 +801,22 @@ class _Log:
         return json.loads(json.dumps(saved))  # a copy: the save may finish in the background, after more steps
 
 # %% ../nbs/04_training.ipynb #3d2613ea
-def _check_fit(data, checkpointer, eval_fn, eval_data, intervals: dict):
+def _check_fit(step_fn, state, num_steps, history, data, checkpointer, eval_fn, eval_data, intervals: dict):
     "Raise a `ConfigError` for `fit` arguments that cannot work, before the first step."
+    if not callable(step_fn):
+        raise _error(ConfigError, 'fit', f"step_fn must be the jitted step, e.g. jax.jit(train_step(loss_fn, "
+                     f"optimizer), donate_argnames='state'), not {_kind(step_fn)}")
+    if not isinstance(state, TrainState):
+        fix = "wrap them: TrainState.create(params, optimizer)" if isinstance(state, Params) else "pass a TrainState"
+        raise _error(ConfigError, 'fit', f"state must be a TrainState, not {_kind(state)}; {fix}")
+    if not _is_count(num_steps, 0):
+        raise _error(ConfigError, 'fit', f"num_steps is the step to train until, a non-negative int, got {num_steps!r}")
+    if history is not None and not isinstance(history, Mapping):
+        raise _error(ConfigError, 'fit', f"history must be a dict such as fit or checkpointer.history() returns, "
+                     f"not {_kind(history)}")
     if (eval_fn is None) != (eval_data is None): raise _error(ConfigError, 'fit', "pass eval_fn and eval_data together")
     for name, every in intervals.items():
-        if every is not None and (isinstance(every, bool) or not isinstance(every, (int, np.integer)) or every < 1):
+        if every is not None and not _is_count(every):
             raise _error(ConfigError, 'fit', f"{name} must be a positive int, got {every!r}")
     if intervals['eval_every'] is not None and eval_fn is None:
         raise _error(ConfigError, 'fit', "eval_every is given but nothing to evaluate: pass eval_fn and eval_data too")
@@ -815,7 +862,7 @@ def fit(step_fn: Callable,                    # `jax.jit(train_step(...), donate
        ) -> tuple[TrainState, dict]:
     "Train with `step_fn` until step `num_steps`, keeping history, evaluating and checkpointing. `(state, history)`."
     from tqdm.auto import tqdm
-    _check_fit(data, checkpointer, eval_fn, eval_data,
+    _check_fit(step_fn, state, num_steps, history, data, checkpointer, eval_fn, eval_data,
                dict(log_every=log_every, eval_every=eval_every, checkpoint_every=checkpoint_every))
     history = {'train': {}, 'eval': {}, **json.loads(json.dumps(history or {}))}  # a copy: the caller's stays
     if eval_fn is not None: history['eval_weights'] = _eval_weights(state, eval_weights, history)
@@ -861,10 +908,15 @@ def plot_history(history: Mapping,                   # what `fit` returns: `{'tr
                 ):
     "A matplotlib figure with one panel per metric: the train curve and the evaluation points against the step."
     from matplotlib.figure import Figure
+    if not isinstance(history, Mapping):
+        raise _error(ConfigError, 'plot_history', f"history must be the dict fit returns, not {_kind(history)}")
     parts = [(part, history.get(part) or {}) for part in ('train', 'eval')]
-    names = list(metrics) if metrics is not None else list(dict.fromkeys(
-        k for _, log in parts for k in log if k not in ('step', 'grad_norm')))
-    if not names: raise InputError("plot_history: the history holds no metrics yet")
+    recorded = list(dict.fromkeys(k for _, log in parts for k in log if k != 'step'))
+    names = list(metrics) if metrics is not None else [k for k in recorded if k != 'grad_norm']
+    if not names: raise _error(InputError, 'plot_history', "the history holds no metrics yet")
+    if unknown := [k for k in names if k not in recorded]:
+        raise _error(InputError, 'plot_history', f"the history records no {', '.join(map(repr, unknown))}; it "
+                     f"records {', '.join(map(repr, recorded))}")
     fig = Figure(figsize=(3.4 * len(names), 2.6), layout='constrained')
     for ax, name in zip(fig.subplots(1, len(names), squeeze=False)[0], names):
         for part, log in parts:
