@@ -273,8 +273,9 @@ def _check_output(self: Stack, x, y):
         for a, b in zip(jax.tree.leaves(x), jax.tree.leaves(y)))
     if not same:
         raise self.error(InputError, f"its block {path_str(self.block.path)!r} returns {spec(y)} for an input "
-                                     f"{spec(x)}, but a stacked block must return the shape and dtype it takes, since "
-                                     f"each layer's output is the next one's input; change widths or dtypes before or after the stack")
+                                     f"{spec(x)}, but a stacked block must return the shape and dtype it takes, "
+                                     f"since each layer's output is the next one's input; change widths or dtypes "
+                                     f"before or after the stack")
 
 @functools.partial(jax.jit, static_argnums=(0, 4))
 def _stack_scan(self: Stack, params: Params, x, arrays: list, static: tuple) -> tuple[Any, Params]:
