@@ -23,7 +23,7 @@ def scan_compile(width: int):
     for depth in (2, 64):
         graph = bx.Graph('net')
         rng = bx.Rng(graph / 'rng')
-        stack = bx.Stack(graph / 'stack', lambda g: bx.TransformerBlock(g, heads, 32, 4 * width, rng=rng), depth, rng=rng)
+        stack = bx.Stack(graph / 'stack', lambda g: bx.TransformerBlock.decoder(g, heads, 32, 4 * width, rng=rng), depth, rng=rng)
         params = stack(rng.seed(bx.Params(), 0), x, is_training=False)[1]
         trainable, rest = params.split()
         loss = lambda t, x: jnp.mean(stack(t.merge(rest), x, is_training=False)[0] ** 2)
@@ -32,7 +32,7 @@ def scan_compile(width: int):
     print(f"   ratio 64 / 2: {results[64] / results[2]:.2f}x (contract: at most 1.5x)")
     graph = bx.Graph('net')
     rng = bx.Rng(graph / 'rng')
-    blocks = [bx.TransformerBlock(graph / f'block{i}', heads, 32, 4 * width, rng=rng) for i in range(16)]
+    blocks = [bx.TransformerBlock.decoder(graph / f'block{i}', heads, 32, 4 * width, rng=rng) for i in range(16)]
     params = rng.seed(bx.Params(), 0)
     for b in blocks: params = b(params, x, is_training=False)[1]
     trainable, rest = params.split()

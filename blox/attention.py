@@ -151,17 +151,24 @@ def _concrete(x):
     except (jax.errors.ConcretizationTypeError, jax.errors.TracerArrayConversionError): return None
 
 @patch
-def _check_room(self: MultiHeadAttention, index: jax.Array, new: int, max_length: int) -> jax.Array | None:
-    "Room for `new` more positions in every sequence: checked now if `index` is known, else `[batch]` overflow flags."
-    def message(filled): return (f"decoding past the cache: {filled} positions filled, {new} more "
-                                 f"{'does' if new == 1 else 'do'} not fit in max_length={max_length}; "
-                                 f"call init_cache with a larger max_length")
-    def check(index):
-        if int(np.max(index)) + new > max_length: raise self.error(InputError, message(int(np.max(index))))
-    if new > max_length: raise self.error(InputError, message(0))
-    known = _concrete(index)
-    if known is None: return index + new > max_length  # under jit: the caller poisons those sequences
-    check(known)
+def _check_room(self: MultiHeadAttention,
+                index: jax.Array,       # positions filled, [batch] (or [..., batch]: caches stacked by a `Stack`)
+                time: int,              # width of the new chunk
+                lengths: jax.Array | None, # real new tokens per row [batch] (default: `time` each)
+                max_length: int         # positions the cache holds
+               ) -> jax.Array | None:
+    "Room for the new tokens of every sequence: raised now if the values are known, else overflow flags like `index`."
+    def message(filled, new): return (f"decoding past the cache: {filled} positions filled, {new} more "
+                                      f"{'does' if new == 1 else 'do'} not fit in max_length={max_length}; "
+                                      f"call init_cache with a larger max_length")
+    if lengths is None and time > max_length: raise self.error(InputError, message(0, time))
+    new = time if lengths is None else lengths        # padding beyond `lengths` is never written
+    known_index, known_new = _concrete(index), _concrete(new)
+    if known_index is None or known_new is None: return index + new > max_length  # under jit: flags
+    total = known_index + known_new
+    if (total > max_length).any():
+        worst = np.unravel_index(np.argmax(total), total.shape)
+        raise self.error(InputError, message(int(known_index[worst]), int(np.broadcast_to(known_new, total.shape)[worst])))
 
 @patch
 def _cache_index(self: MultiHeadAttention, params: Params, batch: int) -> jax.Array:
@@ -182,16 +189,35 @@ def _decode_step(self: MultiHeadAttention, params: Params, k: jax.Array, v: jax.
     batch, new = k.shape[:2]
     index = self._cache_index(params, batch)
     cache_k, cache_v = (params[self.path + (name,)].value for name in _CACHE[:2])
-    overflow = self._check_room(index, new, cache_k.shape[1])
-    if overflow is not None: k = jnp.where(overflow[:, None, None, None], jnp.nan, k)  # NaN from here on
-    write = jax.vmap(lambda cache, update, i: jax.lax.dynamic_update_slice(cache, update, (i, 0, 0)))
-    cache_k = write(cache_k, k.astype(cache_k.dtype), index)  # row b at index[b], ..., index[b] + new - 1
-    cache_v = write(cache_v, v.astype(cache_v.dtype), index)
+    max_length = cache_k.shape[1]
+    overflow = self._check_room(index, new, lengths, max_length)
+    offsets = jnp.arange(new)
+    where = index[:, None] + offsets                                     # [batch, new]: row b from index[b] on
+    if lengths is not None: where = jnp.where(offsets < lengths[:, None], where, max_length)  # padding: dropped
+    if overflow is not None:  # under jit: NaN keys, at the last position if need be, seen by every later query
+        k = jnp.where(overflow[:, None, None, None], jnp.nan, k)
+        where = jnp.where(overflow[:, None], jnp.minimum(where, max_length - 1), where)
+    rows = jnp.arange(batch)[:, None]
+    cache_k = cache_k.at[rows, where].set(k.astype(cache_k.dtype), mode='drop')  # out of range: not written
+    cache_v = cache_v.at[rows, where].set(v.astype(cache_v.dtype), mode='drop')
     params = self.set_param(params, 'cache_key', cache_k)
     params = self.set_param(params, 'cache_value', cache_v)
     advance = jnp.full((batch,), new, jnp.int32) if lengths is None else lengths.astype(jnp.int32)
     params = self.set_param(params, 'cache_index', index + advance)
     return cache_k, cache_v, index, params
+
+@patch
+def _check_decode(self: MultiHeadAttention, params: Params, x: jax.Array, lengths=None):
+    "Raise now if decoding `x` [batch, time, ...] would go past the cache (caches may be stacked); a no-op under jit."
+    paths = [self.path + (name,) for name in _CACHE]
+    if any(path not in params for path in paths) or jnp.ndim(x) < 2: return  # the call itself says what is wrong
+    (batch, time), index = x.shape[:2], params[paths[2]].value
+    if index.shape[-1:] != (batch,): return
+    if lengths is not None:
+        lengths = _concrete(lengths)
+        if lengths is None or lengths.shape != (batch,) or not np.issubdtype(lengths.dtype, np.integer) \
+           or ((lengths < 0) | (lengths > time)).any(): return
+    self._check_room(index, time, lengths, params[paths[0]].value.shape[-3])
 
 # %% ../nbs/03c_attention.ipynb #67bc456a
 @patch

@@ -98,7 +98,8 @@ class TransformerBlock(Layer):
                  num_heads: int,                     # query heads; the width is num_heads * head_dim
                  head_dim: int,                      # size of each head
                  hidden_features: int,               # hidden size of the MLP
-                 *, num_kv_heads: int | None = None, # key/value heads, dividing num_heads (default: num_heads)
+                 *, is_causal: bool,                 # causal self-attention (a decoder) or not (an encoder)?
+                 num_kv_heads: int | None = None,    # key/value heads, dividing num_heads (default: num_heads)
                  norm: str = 'rms',                  # 'rms' or 'layer', before each sublayer
                  gated: bool = True,                 # a gated MLP (SwiGLU with silu)
                  activation: Callable = jax.nn.silu, # the MLP's activation
@@ -113,7 +114,11 @@ class TransformerBlock(Layer):
                  metadata: Mapping | None = None):   # by path, e.g. {'attn/query/kernel': ..., 'mlp/up/kernel': ...}
         super().__init__(graph, compute_dtype=compute_dtype, param_dtype=param_dtype, rng=rng,
                          metadata=metadata)
+        self.check(isinstance(is_causal, (bool, np.bool_)),
+                   f"is_causal must be True (a decoder: each position sees the earlier ones) or False (an encoder: "
+                   f"every position sees all), got {is_causal!r}")
         self.check(norm in ('rms', 'layer'), f"norm must be 'rms' or 'layer', got {norm!r}")
+        self.is_causal = bool(is_causal)
         for name, rate in (('dropout_rate', dropout_rate), ('drop_path_rate', drop_path_rate)):
             self.check(_is_number(rate) and 0 <= rate < 1, f"{name} must be a number in [0, 1), got {rate!r}")
         self.check(rng is not None or not (dropout_rate or drop_path_rate),
@@ -132,6 +137,32 @@ class TransformerBlock(Layer):
         names = ('scale',) if norm == 'rms' else ('scale', 'bias')  # the norms act on the residual stream
         _default_metadata(self, {f'{n}/{name}': _logical('embed') for n in ('attn_norm', 'mlp_norm') for name in names})
 
+    @classmethod
+    def decoder(cls, graph: Graph,
+                num_heads: int,       # query heads; the width is num_heads * head_dim
+                head_dim: int,        # size of each head
+                hidden_features: int, # hidden size of the MLP
+                **options             # any other constructor keyword, e.g. rng=rng, num_kv_heads=2
+               ) -> TransformerBlock:
+        "A causal block, as in GPT and Llama: RMS norms, a SwiGLU MLP, rotary positions, no biases."
+        return cls(graph, num_heads, head_dim, hidden_features, is_causal=True, **options)
+
+    @classmethod
+    def encoder(cls, graph: Graph,
+                num_heads: int,       # query heads; the width is num_heads * head_dim
+                head_dim: int,        # size of each head
+                hidden_features: int, # hidden size of the MLP
+                **options             # any other constructor keyword, e.g. rng=rng, activation=jax.nn.relu
+               ) -> TransformerBlock:
+        "A non-causal block, as in ViT and BERT: layer norms, a GELU MLP, biases, no rotary positions."
+        recipe = dict(norm='layer', gated=False, activation=jax.nn.gelu, rotary=False, use_bias=True)
+        return cls(graph, num_heads, head_dim, hidden_features, is_causal=False, **(recipe | options))
+
+    def _check_causal(self, what: str):
+        if not self.is_causal:
+            raise self.error(InputError, f"{what} is for a causal block, which adds positions one at a time; "
+                                         f"this one was built with is_causal=False (an encoder)")
+
     def init_cache(self,
                    params: Params,      # the params to add the cache to
                    batch_size: int,     # how many sequences are decoded together
@@ -139,7 +170,12 @@ class TransformerBlock(Layer):
                    *, dtype=jnp.float32 # dtype of the cached keys and values
                   ) -> Params:
         "Params with an empty KV cache for this block's attention (see `MultiHeadAttention.init_cache`)."
+        self._check_causal('a KV cache')
         return self.attn.init_cache(params, batch_size, max_length, dtype=dtype)
+
+    def _check_decode(self, params: Params, x: jax.Array, *, decode: bool = False, lengths=None, **_):
+        "For a `Stack`, before its jit: raise now if decoding `x` would go past the cache (when the values are known)."
+        if decode is True: self.attn._check_decode(params, x, lengths)
 
     def _residual(self, params, x, branch, is_training):
         if self.dropout is not None: branch, params = self.dropout(params, branch, is_training=is_training)
@@ -150,9 +186,8 @@ class TransformerBlock(Layer):
                  params: Params,                  # the weights (and the cache, when decoding)
                  x: jax.Array,                    # the residual stream [batch, time, width]
                  *, is_training: bool,            # dropout and stochastic depth act in training only
-                 mask: jax.Array | None = None,   # the attention's mask (True = attend)
-                 is_causal: bool = True,          # causal self-attention?
-                 decode: bool = False,            # decode through the KV cache
+                 mask: jax.Array | None = None,   # the attention's mask (True = attend), e.g. padding [batch, time]
+                 decode: bool = False,            # decode through the KV cache (causal blocks)
                  lengths: jax.Array | None = None # with decode: real new tokens per row [batch]
                 ) -> tuple[jax.Array, Params]:
         "`(y, params)`: [batch, time, width] -> [batch, time, width]."
@@ -160,8 +195,9 @@ class TransformerBlock(Layer):
         if x.ndim < 1 or x.shape[-1] != self.width:
             raise self.error(InputError, f"inputs have {x.shape[-1] if x.ndim else 'no'} features but the "
                                          f"block's width is num_heads * head_dim = {self.width}")
+        if decode is True: self._check_causal('decode=True')
         h, params = self.attn_norm(params, x)
-        h, params = self.attn(params, h, mask=mask, is_causal=is_causal, decode=decode, lengths=lengths)
+        h, params = self.attn(params, h, mask=mask, is_causal=self.is_causal, decode=decode, lengths=lengths)
         x, params = self._residual(params, x, h, is_training)
         h, params = self.mlp_norm(params, x)
         h, params = self.mlp(params, h)
@@ -221,10 +257,25 @@ def __call__(self: Stack,
     if known is not None and set(options) - known:
         raise self.error(InputError, f"the block takes no option(s) {sorted(set(options) - known)}; "
                                      f"it takes {sorted(known)}")
+    # The caches' indices are known here, traced inside the jit below: a block checks its room now.
+    if hasattr(self.block, '_check_decode'): self.block._check_decode(params, x, **options)
     leaves, treedef = jax.tree.flatten(options)
     traced = tuple(isinstance(leaf, (jax.Array, np.ndarray)) for leaf in leaves)
     static = (treedef, traced, tuple(leaf for leaf, t in zip(leaves, traced) if not t))
     return _stack_scan(self, params, x, [leaf for leaf, t in zip(leaves, traced) if t], static)
+
+@patch
+def _check_output(self: Stack, x, y):
+    "The block's output `y` must be shaped like its input `x`: it is the next layer's input."
+    def spec(tree): return jax.tree.map(lambda a: f"{jnp.result_type(a)}{list(jnp.shape(a))}", tree)
+    same = jax.tree.structure(x) == jax.tree.structure(y) and all(
+        jnp.shape(a) == jnp.shape(b) and jnp.result_type(a) == jnp.result_type(b)
+        for a, b in zip(jax.tree.leaves(x), jax.tree.leaves(y)))
+    if not same:
+        raise self.error(InputError, f"its block {path_str(self.block.path)!r} returns {spec(y)} for an input "
+                                     f"{spec(x)}, but a stacked block must return the shape and dtype it takes, "
+                                     f"since each layer's output is the next one's input; change widths or dtypes "
+                                     f"before or after the stack")
 
 @functools.partial(jax.jit, static_argnums=(0, 4))
 def _stack_scan(self: Stack, params: Params, x, arrays: list, static: tuple) -> tuple[Any, Params]:
@@ -241,6 +292,7 @@ def _stack_scan(self: Stack, params: Params, x, arrays: list, static: tuple) -> 
     def body(carry, layer):
         x, rest = carry
         y, new = self.block(rest.merge(layer), x, **options)
+        self._check_output(x, y)  # while tracing, before scan compares its carries
         layer, rest = new.split(self._in_block)
         return (y, rest), layer
     if self.remat: body = jax.checkpoint(body, policy=None if self.remat is True else self.remat, prevent_cse=False)

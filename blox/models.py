@@ -57,9 +57,9 @@ class TransformerLM(Layer):
         width = num_heads * head_dim
         dtypes = dict(compute_dtype=compute_dtype, param_dtype=param_dtype)
         self.embed = Embed(graph / 'embed', num_embeddings, width, rng=rng, **dtypes)
-        def block(node): return TransformerBlock(node, num_heads, head_dim, hidden_features or 4 * width,
-                                                 num_kv_heads=num_kv_heads, dropout_rate=dropout_rate, rng=rng,
-                                                 **dtypes)
+        def block(node): return TransformerBlock.decoder(node, num_heads, head_dim, hidden_features or 4 * width,
+                                                         num_kv_heads=num_kv_heads, dropout_rate=dropout_rate,
+                                                         rng=rng, **dtypes)
         self.blocks = Stack(graph / 'blocks', block, depth, rng=rng, remat=remat)
         self.norm = RMSNorm(graph / 'norm', **dtypes)
         _default_metadata(self, {'norm/scale': _logical('embed')})

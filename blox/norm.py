@@ -243,21 +243,37 @@ class BatchNorm(_Norm):
                    f"axis_name must be an axis name or a tuple of them, got {axis_name!r}")
         self.momentum, self.axis_name = float(momentum), axis_name
 
+    def _axis_size(self) -> int:
+        "How many devices (or lanes) share the batch: 1 without `axis_name`; a Python int while tracing."
+        if self.axis_name is None: return 1
+        try: return jax.lax.psum(1, self.axis_name)  # a constant's psum is the static axis size
+        except NameError:
+            message = (f"axis_name {self.axis_name!r} is not bound here: in training, call it inside "
+                       f"jax.vmap(..., axis_name=...) or a shard_map over that mesh axis, or build it "
+                       f"without axis_name")
+            raise self.error(InputError, message) from None
+
     def _batch_stats(self, x: jax.Array, features: tuple[int, ...]):
-        "Mean and variance of each feature over every other axis, and over `axis_name` if it is given."
+        "`(x - mean, mean, var)`, per feature over every other axis (and `axis_name`): two passes, exact across devices."
         axes = tuple(a for a in range(x.ndim) if a not in features)
+        count = int(np.prod([x.shape[a] for a in axes])) * self._axis_size()
+        across = '' if self.axis_name is None else f" over axis {self.axis_name!r}"
+        if count == 0:
+            raise self.error(InputError, f"training on an empty batch (shape {x.shape}{across}): its statistics "
+                                         f"are NaN, and the running ones would stay NaN; skip empty batches")
+        if count == 1:
+            raise self.error(InputError, f"training on one value per feature (shape {x.shape}{across}): its "
+                                         f"variance is 0, so the output is just the bias and the running "
+                                         f"variance decays to 0; train with at least 2 examples (or positions) "
+                                         f"per feature, or call with is_training=False")
+        average = (lambda s: s) if self.axis_name is None else (lambda s: jax.lax.pmean(s, self.axis_name))
         xf = x.astype(_stats_dtype(x))
-        mean, mean_square = xf.mean(axes), jnp.square(xf).mean(axes)
-        if self.axis_name is not None:
-            # Average E[x] and E[x^2] across the named axis, then Var = E[x^2] - E[x]^2: exact for the whole
-            # batch. Averaging per-device variances would ignore how far apart the device means are.
-            try: mean, mean_square = jax.lax.pmean((mean, mean_square), self.axis_name)
-            except NameError:
-                message = (f"axis_name {self.axis_name!r} is not bound here: in training, call it inside "
-                           f"jax.vmap(..., axis_name=...) or a shard_map over that mesh axis, or build it "
-                           f"without axis_name")
-                raise self.error(InputError, message) from None
-        return mean, jnp.maximum(mean_square - jnp.square(mean), 0)
+        first = average(xf.mean(axes, keepdims=True))  # the global mean, up to rounding
+        shifted = xf - first                           # exact: each value is close to the mean
+        residual, square = average((shifted.mean(axes, keepdims=True), jnp.square(shifted).mean(axes, keepdims=True)))
+        shape = tuple(x.shape[a] for a in features)   # residual: first's rounding error, tiny, so nothing cancels
+        var = jnp.maximum(square - jnp.square(residual), 0)
+        return shifted - residual, (first + residual).reshape(shape), var.reshape(shape)
 
     def __call__(self,
                  params: Params,       # scale, bias and the running statistics
@@ -277,13 +293,12 @@ class BatchNorm(_Norm):
                                           metadata=_norm_axes(shape))
         running_var, params = self.param(params, 'running_var', shape, ones, trainable=False, dtype=stats,
                                          metadata=_norm_axes(shape))
+        expand = tuple(x.shape[a] if a in features else 1 for a in range(x.ndim))
         if is_training:
-            mean, var = self._batch_stats(x, features)
+            centered, mean, var = self._batch_stats(x, features)
             m = self.momentum
             params = self.set_param(params, 'running_mean', (m * running_mean + (1 - m) * mean).astype(stats))
             params = self.set_param(params, 'running_var', (m * running_var + (1 - m) * var).astype(stats))
-        else: mean, var = running_mean, running_var
-        expand = tuple(x.shape[a] if a in features else 1 for a in range(x.ndim))
-        mean, var = (s.reshape(expand).astype(_stats_dtype(x)) for s in (mean, var))
-        y = (x.astype(mean.dtype) - mean) * jax.lax.rsqrt(var + self.epsilon)
+        else: centered, var = x.astype(_stats_dtype(x)) - running_mean.reshape(expand).astype(_stats_dtype(x)), running_var
+        y = centered * jax.lax.rsqrt(var.reshape(expand).astype(_stats_dtype(x)) + self.epsilon)
         return self._affine(params, x, y, features)
