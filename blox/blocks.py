@@ -259,6 +259,9 @@ def __call__(self: Stack,
                                      f"it takes {sorted(known)}")
     # The caches' indices are known here, traced inside the jit below: a block checks its room now.
     if hasattr(self.block, '_check_decode'): self.block._check_decode(params, x, **options)
+    elif options.get('decode') is True:  # any other block: every attention layer under it checks its own cache
+        for module in self.block.graph.modules():
+            if isinstance(module, MultiHeadAttention): module._check_decode(params, x, options.get('lengths'))
     leaves, treedef = jax.tree.flatten(options)
     traced = tuple(isinstance(leaf, (jax.Array, np.ndarray)) for leaf in leaves)
     static = (treedef, traced, tuple(leaf for leaf, t in zip(leaves, traced) if not t))
