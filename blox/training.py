@@ -697,7 +697,7 @@ def restore_params(self: Checkpointer,
     parts = {'params': target.split()[1], 'ema': target.split()[0]} if ema else {'params': target}
     if ema and not any(k.startswith('ema/') for k in saved):
         raise CheckpointError(f"the checkpoint of step {step} in {self.directory!r} keeps no moving average; "
-                              f"restore_params without ema=True, or train with TrainState.create(..., ema=True)")
+                              f"restore_params without ema=True, or train with TrainState.create(..., ema_decay=0.999)")
     fix = "Restore into params built by the model that was saved."
     self._compare(step, {k: v for k, v in saved.items() if k.startswith('params/')}, _by_name({'params': target}), fix)
     if ema: self._compare(step, {k: v for k, v in saved.items() if k.startswith('ema/')}, _by_name({'ema': parts['ema']}), fix)
