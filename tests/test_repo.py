@@ -35,3 +35,10 @@ def test_no_name_defined_twice():
                 if name in seen and name != '__all__': twice.append(f"{path.name}: {name} (lines {seen[name]} and {node.lineno})")
                 seen.setdefault(name, node.lineno)
     assert not twice, f"defined twice (rename one): {twice}"
+
+def test_notebooks_open_on_a_tpu_runtime():
+    "Colab reads a notebook's `accelerator` metadata: every page opens on a TPU runtime (nbdev_clean keeps the key)."
+    import json
+    cpu = [p.name for p in sorted((ROOT / 'nbs').glob('*.ipynb'))
+           if json.loads(p.read_text(encoding='utf-8'))['metadata'].get('accelerator') != 'TPU']
+    assert not cpu, f"notebooks that would open on a CPU runtime in Colab (set metadata accelerator: TPU): {cpu}"
