@@ -29,6 +29,11 @@ sys.exit(0 if ok else 1)
 def notebook_env(devices: int) -> dict:
     flags = re.sub(r'--xla_force_host_platform_device_count=\d+', '', os.environ.get('XLA_FLAGS', ''))
     flags += f' --xla_force_host_platform_device_count={devices}'
+    # Emulated devices are threads on the host's cores. XLA aborts the process when a collective waits 40 s for one
+    # of them, which a loaded 2-core CI machine once exceeded in 15_scaling (an all-gather that 3 of 4 threads
+    # reached): give slow threads time, since a real hang still ends at the notebook's timeout.
+    if '--xla_cpu_collective_call_terminate_timeout_seconds' not in flags:
+        flags += ' --xla_cpu_collective_call_terminate_timeout_seconds=600'
     return {**os.environ, 'XLA_FLAGS': flags.strip(), 'IN_TEST': '1', 'PYTHONUNBUFFERED': '1'}
 
 def test_notebooks_found():
