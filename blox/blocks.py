@@ -173,10 +173,6 @@ class TransformerBlock(Layer):
         self._check_causal('a KV cache')
         return self.attn.init_cache(params, batch_size, max_length, dtype=dtype)
 
-    def _check_decode(self, params: Params, x: jax.Array, *, decode: bool = False, lengths=None, **_):
-        "For a `Stack`, before its jit: raise now if decoding `x` would go past the cache (when the values are known)."
-        if decode is True: self.attn._check_decode(params, x, lengths)
-
     def _residual(self, params, x, branch, is_training):
         if self.dropout is not None: branch, params = self.dropout(params, branch, is_training=is_training)
         if self.drop_path is not None: branch, params = self.drop_path(params, branch, is_training=is_training)
@@ -257,10 +253,8 @@ def __call__(self: Stack,
     if known is not None and set(options) - known:
         raise self.error(InputError, f"the block takes no option(s) {sorted(set(options) - known)}; "
                                      f"it takes {sorted(known)}")
-    # The caches' indices are known here, traced inside the jit below: a block checks its room now.
-    if hasattr(self.block, '_check_decode'): self.block._check_decode(params, x, **options)
-    elif options.get('decode') is True:  # any other block: every attention layer under it checks its own cache
-        for module in self.block.graph.modules():
+    if options.get('decode') is True:  # the caches' indices are known here, traced inside the jit below:
+        for module in self.block.graph.modules():  # every attention layer under the block checks its room now
             if isinstance(module, MultiHeadAttention): module._check_decode(params, x, options.get('lengths'))
     leaves, treedef = jax.tree.flatten(options)
     traced = tuple(isinstance(leaf, (jax.Array, np.ndarray)) for leaf in leaves)

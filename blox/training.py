@@ -327,10 +327,9 @@ def batches(data,                          # arrays with a leading example axis:
                      f"examples differ: {', '.join(f'{k} has {n}' for k, n in sizes.items())}")
     size = next(iter(sizes.values()))
     if not size: raise _error(InputError, 'batches', "the data has no examples (a leading axis of 0)")
-    if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
+    if not _is_count(batch_size):
         raise _error(ConfigError, 'batches', f"batch_size must be a positive int, got {batch_size!r}")
-    if num_epochs is not None and (isinstance(num_epochs, bool) or not isinstance(num_epochs, (int, np.integer))
-                                   or num_epochs < 1):
+    if num_epochs is not None and not _is_count(num_epochs):
         raise _error(ConfigError, 'batches', f"num_epochs must be a positive int or None (forever), got {num_epochs!r}")
     if seed is not None and not _is_count(seed, 0):
         raise _error(ConfigError, 'batches', f"seed must be a non-negative int, or None to keep the order, got {seed!r}")
