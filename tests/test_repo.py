@@ -42,3 +42,20 @@ def test_notebooks_open_on_a_tpu_runtime():
     cpu = [p.name for p in sorted((ROOT / 'nbs').glob('*.ipynb'))
            if json.loads(p.read_text(encoding='utf-8'))['metadata'].get('accelerator') != 'TPU']
     assert not cpu, f"notebooks that would open on a CPU runtime in Colab (set metadata accelerator: TPU): {cpu}"
+
+def test_notebooks_show_their_device():
+    "Every page that computes shows, right after its imports, which devices JAX found (in Colab: did the TPU runtime "
+    "take?). benchmarks.ipynb only reads stored results, so it has no such cell."
+    import json
+    missing = [p.name for p in sorted((ROOT / 'nbs').glob('*.ipynb')) if p.name != 'benchmarks.ipynb' and not any(
+        c['cell_type'] == 'code' and 'jax.device_count()' in ''.join(c['source']) and '#|' not in ''.join(c['source'])
+        for c in json.loads(p.read_text(encoding='utf-8'))['cells'])]
+    assert not missing, f"pages with no visible cell printing jax.device_count() and the device kind: {missing}"
+
+def test_release_builds_what_ci_checks():
+    "The release workflow builds and checks the distributions with .ci/dist, the script .ci/run runs on every push (a "
+    "dry run of the release), and uploads only on a version tag."
+    release = (ROOT / '.github/workflows/release.yaml').read_text()
+    assert 'bash .ci/dist dist' in release and "if: startsWith(github.ref, 'refs/tags/v')" in release
+    assert 'bash .ci/dist' in (ROOT / '.ci/run').read_text()
+    assert 'include settings.ini' in (ROOT / 'MANIFEST.in').read_text()  # setup.py reads it when pip builds the sdist
