@@ -14,7 +14,7 @@ setup_cfg = {o: cfg[o] for o in cfg_keys}
 
 licenses = {'mit': ('MIT', None)}  # an SPDX expression (license classifiers are deprecated)
 statuses = ['1 - Planning', '2 - Pre-Alpha', '3 - Alpha', '4 - Beta', '5 - Production/Stable', '6 - Mature', '7 - Inactive']
-py_versions = '3.11 3.12 3.13 3.14'.split()
+py_versions = '3.11 3.12 3.13'.split()  # the Pythons CI runs (3.11 and 3.13) and between
 
 def reqs(key): return shlex.split(cfg.get(key, ''))
 requirements = reqs('requirements')
