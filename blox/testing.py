@@ -25,19 +25,23 @@ def nnx_function(module, method: str = '__call__') -> Callable:
     return f
 
 # %% ../nbs/testing.ipynb #f0196ac3
-def assert_same(f: Callable, g: Callable, *args, argnums=None, atol: float = 1e-5, rtol: float = 1e-5):
-    "`f(*args)` equals `g(*args)`, and so do their gradients with respect to `args[argnums]` (default: every float argument)."
-    a, b = jax.jit(f)(*args), jax.jit(g)(*args)
-    jax.tree.map(lambda x, y: np.testing.assert_allclose(np.asarray(x, np.float32), np.asarray(y, np.float32), atol=atol, rtol=rtol), a, b)
-    if argnums is None:
-        argnums = tuple(i for i, x in enumerate(args)
-                        if all(jnp.issubdtype(jnp.asarray(l).dtype, jnp.inexact) for l in jax.tree.leaves(x)))
-    probes = jax.tree.map(lambda y: jax.random.normal(jax.random.key(42), jnp.shape(y)), a)
-    def scalar(fn):
-        return lambda *xs: sum(jnp.vdot(p, jnp.asarray(y, jnp.float32)) for p, y in zip(jax.tree.leaves(probes), jax.tree.leaves(fn(*xs))))
-    ga = jax.jit(jax.grad(scalar(f), argnums=argnums))(*args)
-    gb = jax.jit(jax.grad(scalar(g), argnums=argnums))(*args)
-    jax.tree.map(lambda x, y: np.testing.assert_allclose(np.asarray(x, np.float32), np.asarray(y, np.float32), atol=atol, rtol=rtol), ga, gb)
+def assert_same(f: Callable, g: Callable, *args,
+                argnums=None,                # the arguments to differentiate (default: every float argument)
+                atol: float = 1e-5, rtol: float = 1e-5,
+                precision: str | None = 'highest'): # float32 matmul precision of both (None: the backend's default)
+    "`f(*args)` equals `g(*args)`, and so do their gradients with respect to `args[argnums]`, at matmul `precision`."
+    with jax.default_matmul_precision(precision):   # traced inside: both functions' products carry it
+        a, b = jax.jit(f)(*args), jax.jit(g)(*args)
+        jax.tree.map(lambda x, y: np.testing.assert_allclose(np.asarray(x, np.float32), np.asarray(y, np.float32), atol=atol, rtol=rtol), a, b)
+        if argnums is None:
+            argnums = tuple(i for i, x in enumerate(args)
+                            if all(jnp.issubdtype(jnp.asarray(l).dtype, jnp.inexact) for l in jax.tree.leaves(x)))
+        probes = jax.tree.map(lambda y: jax.random.normal(jax.random.key(42), jnp.shape(y)), a)
+        def scalar(fn):
+            return lambda *xs: sum(jnp.vdot(p, jnp.asarray(y, jnp.float32)) for p, y in zip(jax.tree.leaves(probes), jax.tree.leaves(fn(*xs))))
+        ga = jax.jit(jax.grad(scalar(f), argnums=argnums))(*args)
+        gb = jax.jit(jax.grad(scalar(g), argnums=argnums))(*args)
+        jax.tree.map(lambda x, y: np.testing.assert_allclose(np.asarray(x, np.float32), np.asarray(y, np.float32), atol=atol, rtol=rtol), ga, gb)
 
 # %% ../nbs/testing.ipynb #81de82ab
 def needs_devices(n: int # how many devices the cell needs
