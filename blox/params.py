@@ -82,7 +82,9 @@ _NO_METADATA = Metadata()
 # %% ../nbs/01_params.ipynb #265adc4c
 def _as_value(value):
     "`value` as `Params` stores it: NumPy arrays and Python numbers become (immutable) JAX arrays."
-    if isinstance(value, (np.ndarray, np.generic, int, float, complex)): return jnp.asarray(value)
+    # A copy first: on CPU, `jnp.asarray` of a large (aligned) NumPy array can share its memory, so a later change
+    # to the caller's array would reach the stored parameter.
+    if isinstance(value, (np.ndarray, np.generic, int, float, complex)): return jnp.asarray(np.array(value))
     return value
 
 class Param:

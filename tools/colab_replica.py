@@ -182,6 +182,26 @@ print(f'ok: blox {blox.__version__} from {where.parent}, jax {jax.__version__} o
 '''
 
 
+def install_cell(nb):
+    "The notebook's Colab install cell: hidden, `#| eval: false`, guarded by google.colab, runs pip."
+    cells = [''.join(c['source']) for c in json.loads(Path(nb).read_text())['cells'] if c['cell_type'] == 'code']
+    found = [c for c in cells if 'google.colab' in c and 'pip' in c and re.search(r'^#\|\s*eval:\s*false', c, re.M)]
+    return found[0] if len(found) == 1 else None
+
+
+def check_install_cells(cfg):
+    "Every notebook has one install cell, the same text everywhere, whose jax floor is settings.ini's."
+    cells = {nb.name: install_cell(nb) for nb in sorted((ROOT / 'nbs').glob('*.ipynb')) if not nb.name.startswith('_')}
+    if None in cells.values(): sys.exit(f'no single install cell in {[n for n, c in cells.items() if c is None]}')
+    if len(set(cells.values())) > 1: sys.exit('the install cells differ: ' + ', '.join(
+        f'{n}' for n, c in cells.items() if c != max(set(cells.values()), key=list(cells.values()).count)))
+    floor = re.search(r"^\s*floor = '([^']+)'", next(iter(cells.values())), re.M)
+    want = re.search(r'(?:^|\s)jax>=(\S+)', cfg['requirements'])
+    if not (floor and want and floor[1] == want[1]):
+        sys.exit(f'the install cell\'s jax floor ({floor and floor[1]}) is not settings.ini\'s ({want and want[1]})')
+    return floor[1]
+
+
 def notebook_env(venv, devices, wheel, stub):
     env = {k: v for k, v in os.environ.items() if k not in ('PYTHONPATH', 'PYTHONHOME', 'VIRTUAL_ENV', 'XLA_FLAGS')}
     env.update(PYTHONPATH=str(stub), IN_TEST='1', PYTHONUNBUFFERED='1', BLOX_PIP_SOURCE=wheel.as_uri(),
@@ -192,8 +212,10 @@ def notebook_env(venv, devices, wheel, stub):
 
 def run_notebook(nb, args, work, wheel, stub, files, skip_flags):
     "Run one notebook in its own directory and process; returns (name, ok, seconds, log)."
-    d = Path(work) / nb.stem; d.mkdir()
+    d = Path(work) / nb.stem / 'nbs'; d.mkdir(parents=True)
     shutil.copy2(nb, d / nb.name)
+    if "'../benchmarks/" in nb.read_text():  # the files its Colab-only clone cell fetches (the package does not ship them)
+        shutil.copytree(ROOT / 'benchmarks', d.parent / 'benchmarks')
     t = time.time()
     try:
         r = subprocess.run([venv_python(args.venv), files['runner'], d / nb.name, files['lock'], files['baseline'],
@@ -218,6 +240,7 @@ def main():
     print(f'Colab snapshot: github.com/{SNAPSHOT["repository"]} commit {SNAPSHOT["commit"]} ({SNAPSHOT["date"]}), '
           f'{SNAPSHOT["file"]} (blob {SNAPSHOT["blob"]}) = {FREEZE.relative_to(ROOT)}')
     pins, cfg = snapshot_pins(), settings()
+    print(f'install cells: identical in every notebook, jax floor {check_install_cells(cfg)} = settings.ini')
     roots = sorted({n for n in requirement_names(cfg) + [norm(n) for n in RUNNER_NEEDS] + ['jaxlib'] if n in pins})
     baseline = build_venv(args.venv, pins, roots, args.python)
     print('replica: ' + ', '.join(f'{n}=={baseline[n]}' for n in roots))
