@@ -168,6 +168,11 @@ if changed: sys.exit(f'FAIL: the install cell changed Colab packages: {changed}'
 
 import importlib; importlib.invalidate_caches()
 from nbdev.test import test_nb
+import execnb.shell
+_init = execnb.shell.CaptureShell.__init__
+def _init_main(self, *args, **kwargs):  # cells run in `__main__`, as in Colab's kernel (pickle finds their functions)
+    _init(self, *args, **kwargs); sys.modules['__main__'] = self.user_module
+execnb.shell.CaptureShell.__init__ = _init_main
 ok, secs = test_nb(Path(nb).resolve(), skip_flags=skip_flags, force_flags=[])
 if not ok: sys.exit('FAIL: a cell raised (traceback above)')
 import blox, sysconfig
