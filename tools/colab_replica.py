@@ -16,7 +16,16 @@ changed none of Colab's preinstalled packages (and prints what it added), runs t
 (same skip flags, `IN_TEST=1`), and checks that `blox` came from the venv's site-packages and from this wheel.
 Exits non-zero on any failure, and if no notebook ran.
 
+What differs from Colab, knowingly: no TPU (jax runs on CPU devices; `--devices 8` emulates a TPU host's 8), only the
+packages above (not all ~320 of the snapshot's), jedi removed as in Colab's image, a stub `google.colab` (with the
+`output` module jax's debugger imports), and cells run by the nbdev the install cell installed (its `test_nb`, in
+`__main__` as in a kernel) rather than by a browser. benchmarks.ipynb reads repository files its Colab-only clone
+cell would fetch: the checkout's benchmarks/ is copied next to it instead.
+
     python tools/colab_replica.py --venv DIR [--devices N] [--jobs 2] [notebooks...]
+
+The venv is reused while the snapshot and its package list are unchanged (delete DIR to rebuild: ~2 minutes, needs
+PyPI); Python 3.13 comes from `--python` (default python3.13; PYENV_VERSION defaults to 3.13.0 for pyenv shims).
 """
 from __future__ import annotations
 import argparse, concurrent.futures, configparser, hashlib, json, os, re, shutil, subprocess, sys, tempfile, time
@@ -29,8 +38,7 @@ FREEZE = ROOT / 'tools' / 'colab' / 'pip-freeze.tpu.txt'
 PYTHON = '3.13'  # the snapshot's os-info-tpu.txt: Python 3.13.15
 NO_TPU = {'libtpu'}  # not installable without a TPU; jax runs on CPU here
 # Preinstalled in Colab and needed beyond blox's requirements and extras: fastcore (fastcore.test), the kernel's IPython,
-# and what the packages
-# the install cell adds (nbdev, ghapi, ...) depend on, so that pip finds them at Colab's versions as it would there.
+# and what the packages the install cell adds (nbdev, ghapi, ...) depend on, so pip finds them at Colab's versions.
 RUNNER_NEEDS = ['fastcore', 'ipython', 'ipykernel', 'packaging', 'PyYAML', 'setuptools', 'six',
                 'anyio', 'h11', 'httpcore2', 'httpx2', 'idna', 'truststore']
 
