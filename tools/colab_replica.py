@@ -130,6 +130,7 @@ def build_wheel(venv, out):
     src = Path(out) / 'src'
     files = run(['git', 'ls-files', '-z', '--cached', '--others', '--exclude-standard'], cwd=ROOT).split('\0')
     for f in filter(None, files):
+        if Path(venv).resolve() in (ROOT / f).resolve().parents: continue  # a --venv inside the checkout
         if (ROOT / f).is_file(): (src / f).parent.mkdir(parents=True, exist_ok=True); shutil.copy2(ROOT / f, src / f)
     run([venv_python(venv), '-m', 'pip', 'wheel', '-q', '--no-deps', '--no-build-isolation', '-w', out, src])
     (wheel,) = Path(out).glob('*.whl')
