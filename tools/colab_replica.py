@@ -122,7 +122,10 @@ def restore(venv, baseline):
     added = sorted(n for n in now if n not in baseline)
     if added: run([venv_python(venv), '-m', 'pip', 'uninstall', '-y', '-q'] + added)
     changed = {n: (baseline[n], now.get(n)) for n in baseline if now.get(n) != baseline[n]}
-    if changed: sys.exit(f'the replica venv was changed ({changed}): delete {venv} to rebuild it')
+    if changed:  # an earlier run's install cell changed Colab's packages (and failed for it): put them back
+        print(f'replica: restoring {changed}')
+        run([venv_python(venv), '-m', 'pip', 'install', '-q', '--no-deps'] + [f'{n}=={baseline[n]}' for n in changed])
+        if freeze(venv) != baseline: sys.exit(f'could not restore the replica venv: delete {venv} to rebuild it')
 
 
 def build_wheel(venv, out):
