@@ -82,7 +82,9 @@ _NO_METADATA = Metadata()
 # %% ../nbs/01_params.ipynb #265adc4c
 def _as_value(value):
     "`value` as `Params` stores it: NumPy arrays and Python numbers become (immutable) JAX arrays."
-    if isinstance(value, (np.ndarray, np.generic, int, float, complex)): return jnp.asarray(value)
+    # A copy first: on CPU, `jnp.asarray` of a large (aligned) NumPy array can share its memory, so a later change
+    # to the caller's array would reach the stored parameter.
+    if isinstance(value, (np.ndarray, np.generic, int, float, complex)): return jnp.asarray(np.array(value))
     return value
 
 class Param:
@@ -148,7 +150,8 @@ class _Table:
         return (type(other) is _Table and self._hash == other._hash and self.locked == other.locked
                 and self.paths == other.paths and self.trainable == other.trainable
                 and self.metadata == other.metadata)
-    def __repr__(self): return f"_Table({len(self.paths)} paths, locked={self.locked})"
+    def __repr__(self):  # names every path: older JAX (0.7) reports a pytree mismatch of `Params` with this repr
+        return f"_Table({len(self.paths)} paths: {' '.join(map(path_str, self.paths))}, locked={self.locked})"
     def __reduce__(self): return _Table, (self.paths, self.trainable, self.metadata, self.locked)
 
 def _make_table(rows, locked: bool) -> tuple[_Table, tuple]:
