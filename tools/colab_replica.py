@@ -23,6 +23,7 @@ packages above (not all ~320 of the snapshot's), jedi removed as in Colab's imag
 cell would fetch: the checkout's benchmarks/ is copied next to it instead.
 
     python tools/colab_replica.py --venv DIR [--devices N] [--jobs 2] [notebooks...]
+    python tools/colab_replica.py --venv DIR --prepare      (only build the venv)
 
 The venv is reused while the snapshot and its package list are unchanged (delete DIR to rebuild: ~2 minutes, needs
 PyPI); Python 3.13 comes from `--python` (default python3.13; PYENV_VERSION defaults to 3.13.0 for pyenv shims).
@@ -251,6 +252,7 @@ def main():
     p.add_argument('--jobs', type=int, default=2, help='notebooks run at once')
     p.add_argument('--timeout', type=int, default=900, help='seconds per notebook')
     p.add_argument('--python', default=f'python{PYTHON}', help=f'a Python {PYTHON} to build the venv with')
+    p.add_argument('--prepare', action='store_true', help='only build (or restore) the venv, e.g. while other work runs')
     p.add_argument('notebooks', nargs='*', help='default: every nbs/*.ipynb not starting with _')
     args = p.parse_args()
     args.venv = Path(args.venv).resolve()
@@ -262,6 +264,7 @@ def main():
     baseline = build_venv(args.venv, pins, roots, args.python)
     print('replica: ' + ', '.join(f'{n}=={baseline[n]}' for n in roots))
     restore(args.venv, baseline)
+    if args.prepare: return
     nbs = [Path(n).resolve() for n in args.notebooks] or sorted(n for n in (ROOT / 'nbs').glob('*.ipynb') if not n.name.startswith('_'))
     if not nbs: sys.exit('no notebooks to run')
     with tempfile.TemporaryDirectory(prefix='colab-replica-') as work:
