@@ -1,0 +1,91 @@
+"""What the docs site shows of each notebook's code, and a check that it runs as shown.
+
+nbdev's docs pipeline drops cells marked `export`, `exporti`, `hide` or `default_exp` (`#| exports` cells stay), and
+Quarto hides the code of cells marked `echo: false` or `include: false` (so do `show_doc` cells). What is left is
+the code a reader sees and copies. `python tools/shown.py run nbs/X.ipynb [...]` runs exactly those cells, in order, in
+a fresh process against the installed package, as `nbdev_test` would (skipping `eval: false` and the test flags);
+`python tools/shown.py count` prints shown code cells, stored outputs of shown cells and images per page."""
+import json, os, re, subprocess, sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+HIDDEN = {'export', 'exporti', 'hide', 'default_exp'}
+
+def _directives(cell) -> dict:
+    "`{directive: [args]}` from a code cell's leading `#|` lines (Quarto options keep their colon, as nbdev's do)."
+    out = {}
+    for line in ''.join(cell['source']).splitlines():
+        m = re.match(r'\s*#\|\s*([\w-]+:?)\s*(.*)', line)
+        if not m:
+            if line.strip(): break
+            continue
+        out[m.group(1)] = m.group(2).split()
+    return out
+
+def _is_false(d, key): return d.get(key, [''])[0].lower() == 'false' if d.get(key) else False
+
+def is_shown(cell) -> bool:
+    "Does the docs site show this cell's code?"
+    if cell['cell_type'] != 'code' or not ''.join(cell['source']).strip(): return False
+    d = _directives(cell)
+    if d.keys() & HIDDEN or _is_false(d, 'echo:') or _is_false(d, 'include:'): return False
+    return not re.search(r'^show_doc', ''.join(cell['source']), re.MULTILINE)
+
+def shown_cells(path: Path) -> list[dict]:
+    return [c for c in json.loads(Path(path).read_text(encoding='utf-8'))['cells'] if is_shown(c)]
+
+def counts(path: Path) -> tuple[int, int, int]:
+    "`(shown code cells, shown cells with stored outputs, images)`; images count from every cell, as the site shows them."
+    cells = json.loads(Path(path).read_text(encoding='utf-8'))['cells']
+    shown = [c for c in cells if is_shown(c)]
+    images = sum(1 for c in cells if c['cell_type'] == 'code' for o in c.get('outputs', [])
+                 if any(k.startswith('image/') for k in o.get('data', {})))
+    return len(shown), sum(1 for c in shown if c.get('outputs')), images
+
+RUN_SHOWN = r'''
+import json, os, sys
+from pathlib import Path
+sys.path.insert(0, sys.argv[3])
+from tools.shown import shown_cells
+from execnb.nbio import dict2nb
+from execnb.shell import CaptureShell
+from fastcore.xtras import working_directory
+path, flags = Path(sys.argv[1]), set(sys.argv[2].split())
+nb = dict2nb({'cells': shown_cells(path), 'metadata': {}, 'nbformat': 4, 'nbformat_minor': 5})
+def _no_eval(cell):
+    from tools.shown import _directives
+    d = _directives(cell)
+    return cell.cell_type != 'code' or (d.get('eval:') or [''])[0].lower() == 'false' or bool(flags & d.keys())
+k = CaptureShell(path)
+try:
+    with working_directory(path.parent): k.run_all(nb, exc_stop=True, preproc=_no_eval)
+except Exception:
+    sys.stderr.write(k.prettytb(fname=path) + '\n'); sys.exit(1)
+'''
+
+def run(path: Path, skip_flags: str = '', env: dict | None = None, timeout: int = 900) -> subprocess.CompletedProcess:
+    "Run `path`'s shown code cells in a fresh process; nonzero `returncode` when one raises."
+    env = {**os.environ, 'IN_TEST': '1', 'PYTHONUNBUFFERED': '1', **(env or {})}
+    return subprocess.run([sys.executable, '-c', RUN_SHOWN, str(Path(path).resolve()), skip_flags, str(ROOT)],
+                          cwd=ROOT, env=env, capture_output=True, text=True, timeout=timeout)
+
+def skip_flags() -> str:
+    from nbdev.config import get_config
+    return get_config().tst_flags
+
+if __name__ == '__main__':
+    cmd, *paths = sys.argv[1:] or ['count']
+    nbs = [Path(p) for p in paths] or sorted(p for p in (ROOT / 'nbs').glob('*.ipynb') if not p.name.startswith('_'))
+    if cmd == 'count':
+        for p in nbs:
+            s, o, i = counts(p)
+            print(f"{p.name:24} {s:3} shown code cells, {o:3} with outputs, {i:2} images"
+                  f"{'' if 3 * o >= s else '   (fewer than 1 output per 3 shown cells)'}")
+    elif cmd == 'run':
+        bad = 0
+        for p in nbs:
+            r = run(p, skip_flags())
+            print(f"{p.name}: {'ok' if r.returncode == 0 else 'FAILED'}", flush=True)
+            if r.returncode: bad += 1; print(r.stderr[-4000:])
+        sys.exit(1 if bad else 0)
+    else: sys.exit(__doc__)
