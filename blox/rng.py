@@ -9,7 +9,7 @@ from typing import Sequence
 import jax, jax.numpy as jnp, numpy as np
 
 # %% auto #0
-__all__ = []
+__all__ = ['INIT_STREAM', 'as_key', 'draw_key', 'path_hash', 'path_fold_in', 'init_key', 'bound_axis_index']
 
 # %% ../nbs/00_rng.ipynb #71ea1c95
 def as_key(seed) -> jax.Array:
@@ -48,7 +48,8 @@ def path_hash(path: tuple[str, ...]) -> tuple[int, int]:
 INIT_STREAM = 0xFFFF_FFFF  # the counter value reserved as the root of initialisation keys
 
 @jax.jit
-def _fold_in_path(seed: jax.Array, words: jax.Array) -> jax.Array:
+def path_fold_in(seed: jax.Array, words: jax.Array) -> jax.Array:
+    "`seed` folded with `INIT_STREAM`, then with both hash `words`: one compiled call."
     key = jax.random.fold_in(seed, INIT_STREAM)
     return jax.random.fold_in(jax.random.fold_in(key, words[0]), words[1])
 
@@ -56,7 +57,7 @@ def init_key(seed, # the stored seed: a typed key (or anything `as_key` takes)
              path: tuple[str, ...] # the full path of the parameter being initialised
             ) -> jax.Array:
     "The key that initialises the parameter at `path`: a function of `seed` and `path` only."
-    return _fold_in_path(as_key(seed), np.asarray(path_hash(path), dtype=np.uint32))
+    return path_fold_in(as_key(seed), np.asarray(path_hash(path), dtype=np.uint32))
 
 # %% ../nbs/00_rng.ipynb #6164b0e2
 def bound_axis_index(name: str) -> jax.Array | None:
