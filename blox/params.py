@@ -272,6 +272,7 @@ class PathKey(jax.tree_util.DictKey):
     def __str__(self): return self.key
     def __repr__(self): return f"PathKey({self.path!r})"
 
+# %% ../nbs/01_params.ipynb #c146cf68
 def _flatten(params: Params):
     table, values = params._freeze()
     return values, table
