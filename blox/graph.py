@@ -351,11 +351,13 @@ def _frozen_message(module: Module, name: str, verb: str) -> str:
 
 @patch
 def __setattr__(self: Module, name: str, value):
+    "Set an attribute while `__init__` runs; once the module is built, a `ConfigError` that says to build a new one."
     if self._built: raise self.error(ConfigError, _frozen_message(self, name, 'set'))
     object.__setattr__(self, name, value)
 
 @patch
 def __delattr__(self: Module, name: str):
+    "Delete an attribute while `__init__` runs; once the module is built, a `ConfigError`."
     if self._built: raise self.error(ConfigError, _frozen_message(self, name, 'delete'))
     object.__delattr__(self, name)
 
