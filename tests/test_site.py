@@ -153,3 +153,19 @@ def test_sidebar_lists_every_page_once():
     missing = [e for e in entries if not (ROOT / 'nbs' / e).exists()]
     absent = [p.name for p in NBS if p.name not in entries]
     assert not (twice or missing or absent), f"listed twice: {twice}; no such page: {missing}; not in the sidebar: {absent}"
+
+def test_render_problems(tmp_path):
+    "tools/render_pages.py's browser-free check: an image that the processed page lost, a traceback, ANSI junk."
+    import base64
+    sys.path.insert(0, str(ROOT / 'tools'))
+    import render_pages
+    png = base64.b64encode(b'\x89PNG fake image bytes' * 10).decode()
+    img = {'output_type': 'display_data', 'metadata': {}, 'data': {'image/png': png, 'text/plain': '<Figure>'}}
+    cell = lambda src, outs: {'cell_type': 'code', 'metadata': {}, 'source': src, 'outputs': outs, 'execution_count': 1}
+    write = lambda name, cells: (tmp_path / name).write_text(json.dumps({'cells': cells, 'metadata': {}, 'nbformat': 4, 'nbformat_minor': 5})) or tmp_path / name
+    src = write('src.ipynb', [cell('#| hide\nplt.plot()', [img]), cell('f()', [
+        {'output_type': 'stream', 'name': 'stderr', 'text': 'Traceback (most recent call last):\n\x1b[0;31mValueError'}])])
+    proc = write('proc.ipynb', [src_cell for src_cell in json.loads(src.read_text())['cells'][1:]])  # nbdev drops the hidden cell
+    found = render_pages.problems(src, proc)
+    assert len(found) == 3 and 'image 1 is not on the page' in found[0], found
+    assert render_pages.problems(src, src, html=None)[:1] != found[:1]  # the image is there when the cell is not dropped
