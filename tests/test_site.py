@@ -83,6 +83,13 @@ def test_links(tmp_path):
     assert len(found) == len(bad), found
     for t in bad: assert any(repr(t) in f or repr(t.split('#', 1)[-1] if t.startswith('#') else t) in f for f in found), (t, found)
 
+def test_links_to_pages_use_the_sites_names(tmp_path):
+    "nbdev names a page after its notebook without the number: 10_x.ipynb is x.html (10_x.html does not exist)."
+    _nb(tmp_path, '10_x.ipynb', "# X\n## Setup")
+    assert S.page_name('03a_conv.ipynb') == 'conv.html' and S.page_name('index.ipynb') == 'index.html'
+    assert S.links(_nb(tmp_path, 'a.ipynb', "[x](x.html#setup) [x](10_x.ipynb#setup)")) == []
+    assert len(S.links(_nb(tmp_path, 'b.ipynb', "[x](10_x.html#setup)"))) == 1
+
 def test_output_ratio_and_image_checks(tmp_path):
     few = _nb(tmp_path, 'a.ipynb', ("x = 1", ""), ("y = 2", ""), ("z = 3", ""), ("print(1)", "1\n"), ("w = 4", ""))
     assert S.output_ratio(few)  # 1 output for 5 shown cells
@@ -92,6 +99,13 @@ def test_output_ratio_and_image_checks(tmp_path):
     assert len(S.raw_errors(tb)) == 2
 
 # ---------------------------------------------------------------- the pages
+
+def test_pages_have_distinct_names():
+    "Two notebooks whose names differ only in their number prefix render to one file, and the site shows only one."
+    names = {}
+    for nb in NBS: names.setdefault(S.page_name(nb), []).append(nb.name)
+    clash = {page: nbs for page, nbs in names.items() if len(nbs) > 1}
+    assert not clash, f"notebooks that nbdev renders to the same page (rename one): {clash}"
 
 @pytest.mark.parametrize('nb', NBS, ids=IDS)
 def test_figures_in_prose_come_from_outputs(nb):

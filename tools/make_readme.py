@@ -10,9 +10,13 @@ ROOT = Path(__file__).resolve().parents[1]
 SKIP = {'hide', 'export', 'exports', 'exporti', 'default_exp'}
 SITE = 'https://jax-blox.github.io/blox/'  # the docs site the deploy workflow publishes (settings.ini's doc_host/doc_baseurl)
 
+def page_name(nb: str) -> str:
+    "A notebook's page on the site: nbdev's `output-file`, the name lowercased without its number (10_digits -> digits.html)."
+    return re.sub(r'^\d+[a-zA-Z0-9]*_', '', nb.lower()).rsplit('.', 1)[0] + '.html'  # nbdev.doclinks._nbpath2html
+
 def _site_links(md: str) -> str:
     "Links to notebooks (`X.ipynb`, `X.ipynb#anchor`) become links to their rendered pages on the docs site."
-    return re.sub(r'\]\((?!https?:)([\w.-]+)\.ipynb(#[\w.:-]+)?\)', lambda m: f"]({SITE}{m[1]}.html{m[2] or ''})", md)
+    return re.sub(r'\]\((?!https?:)([\w.-]+\.ipynb)(#[\w.:-]+)?\)', lambda m: f"]({SITE}{page_name(m[1])}{m[2] or ''})", md)
 
 def _directives(source: str) -> set:
     return {m.group(1) for m in re.finditer(r'^#\|\s*([\w-]+)', source, re.M)}

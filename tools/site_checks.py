@@ -10,6 +10,7 @@ every violation per notebook (nothing here needs the network, a kernel or Quarto
   inline code, code blocks, math, link targets and HTML tags are exempt; so are the entries of `ALLOWED`.
 - `links(nb)` / `readme_links()`: every internal link (`X.ipynb`, `X.ipynb#anchor`, `X.html#anchor`, `#anchor`,
   relative files) resolves to an existing page and heading anchor, with Pandoc's identifier rule (what Quarto uses).
+  A page's file on the site is nbdev's `output-file` (`page_name`): 04_training.ipynb is training.html.
 - `output_ratio(nb)`: ≥ 1 stored output per 3 shown code cells (tools/shown.py `counts`); `big_images(nb)`: every
   image output ≤ `MAX_IMAGE_KB`; `raw_errors(nb)`: no stored output shows a traceback, an error or ANSI escapes."""
 import base64, json, re, sys, unicodedata
@@ -22,6 +23,15 @@ from tools.shown import counts  # noqa: E402
 
 SITE = 'https://jax-blox.github.io/blox/'
 MAX_IMAGE_KB = 150
+
+def page_name(nb: Path | str) -> str:
+    "The file a notebook's page gets on the site: nbdev's front matter sets `output-file` to the notebook's name, lowercased,\n"
+    "without its number prefix (nbdev.doclinks._nbpath2html): 10_digits.ipynb is digits.html, 03a_conv.ipynb conv.html."
+    return re.sub(r'^\d+[a-zA-Z0-9]*_', '', Path(nb).name.lower()).rsplit('.', 1)[0] + '.html'
+
+def pages(folder: Path = NBS) -> dict[str, Path]:
+    "`{page file on the site: notebook}` for the notebooks of `folder`."
+    return {page_name(p): p for p in sorted(Path(folder).glob('*.ipynb')) if not p.name.startswith(('_', '.'))}
 
 def notebooks() -> list[Path]:
     return sorted(p for p in NBS.glob('*.ipynb') if not p.name.startswith(('_', '.')))
@@ -89,8 +99,10 @@ def linked_notebooks(md: str, here: Path) -> list[Path]:
     "The notebooks of this folder a markdown text links to (`X.ipynb`, `X.html`, with or without an anchor)."
     out = []
     for target in _link_targets(md):
-        m = re.match(r'([\w.-]+)\.(?:ipynb|html)(?:#.*)?$', target)
-        if m and (here.parent / f'{m.group(1)}.ipynb').exists(): out.append(here.parent / f'{m.group(1)}.ipynb')
+        m = re.match(r'([\w.-]+\.(?:ipynb|html))(?:#.*)?$', target)
+        if not m: continue
+        nb = pages(here.parent).get(m.group(1)) if m.group(1).endswith('.html') else here.parent / m.group(1)
+        if nb is not None and nb.exists(): out.append(nb)
     return out
 
 def figures(path: Path, allowed=None) -> list[str]:
@@ -173,8 +185,12 @@ def _check_target(target: str, base: Path, here: Path | None, where: str) -> str
         if here is None or frag in anchors(here): return None
         return f"{where}: '#{frag}' is no heading of {here.name} (anchors: {_near(frag, anchors(here))})"
     file = (base / path).resolve()
-    if file.suffix == '.html':
-        file = file.with_suffix('.ipynb') if file.with_suffix('.ipynb').exists() else file.with_suffix('.md')
+    if file.suffix == '.html':  # a page of the site: the notebook whose output-file it is
+        site = pages(file.parent)
+        if file.name not in site:
+            near = _near(file.name, set(site))
+            return f"{where}: '{target}' is no page of the site (pages are named without their number: {near})"
+        file = site[file.name]
     if not file.exists(): return f"{where}: '{target}' points to no file ({file.relative_to(ROOT) if file.is_relative_to(ROOT) else file})"
     if here is not None and not file.is_relative_to(here.parent.resolve()):  # the site is the notebooks' folder
         return f"{where}: '{target}' leaves nbs/, so the site has no such page (link to GitHub instead)"
