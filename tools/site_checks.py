@@ -25,8 +25,8 @@ SITE = 'https://jax-blox.github.io/blox/'
 MAX_IMAGE_KB = 150
 
 def page_name(nb: Path | str) -> str:
-    "The file a notebook's page gets on the site: nbdev's front matter sets `output-file` to the notebook's name, lowercased,\n"
-    "without its number prefix (nbdev.doclinks._nbpath2html): 10_digits.ipynb is digits.html, 03a_conv.ipynb conv.html."
+    """The file a notebook's page gets on the site: nbdev's front matter sets `output-file` to the notebook's name,
+    lowercased, without its number prefix (nbdev.doclinks._nbpath2html): 10_digits.ipynb is digits.html."""
     return re.sub(r'^\d+[a-zA-Z0-9]*_', '', Path(nb).name.lower()).rsplit('.', 1)[0] + '.html'
 
 def pages(folder: Path = NBS) -> dict[str, Path]:
