@@ -13,7 +13,7 @@ every violation per notebook (nothing here needs the network, a kernel or Quarto
   A page's file on the site is nbdev's `output-file` (`page_name`): 04_training.ipynb is training.html.
 - `output_ratio(nb)`: ≥ 1 stored output per 3 shown code cells (tools/shown.py `counts`); `big_images(nb)`: every
   image output ≤ `MAX_IMAGE_KB`; `raw_errors(nb)`: no stored output shows a traceback, an error or ANSI escapes."""
-import base64, json, re, sys, unicodedata
+import base64, json, re, sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
