@@ -141,6 +141,20 @@ def test_images_are_small(nb):
 def test_no_raw_errors_in_outputs(nb):
     assert not S.raw_errors(nb), S.raw_errors(nb)
 
+@pytest.mark.parametrize('nb', NBS, ids=IDS)
+def test_shown_code_defines_its_names(nb):
+    "The quick, static half of tests/test_shown.py: every name shown code uses is imported or defined by a shown cell."
+    from tools import shown
+    bad = shown.undefined(nb)
+    assert not bad, ("shown code uses names only hidden or export cells define (import them in the page's first shown "
+                     "code cell, or show the cell that defines them): " + ', '.join(bad))
+
+def test_undefined_names_check(tmp_path):
+    from tools import shown
+    nb = _nb(tmp_path, 'a.ipynb', ("#| export\nimport numpy as np", ""), ("import jax\nx = jax.numpy.ones(2)", ""),
+             ("#| hide\nfrom fastcore.test import *", ""), ("test_eq(x, np.ones(2))\n!ls", ""))
+    assert shown.undefined(nb) == ['`test_eq` (cell 3, shown cell 2)', '`np` (cell 3, shown cell 2)']
+
 # ---------------------------------------------------------------- the sidebar
 
 def _sidebar_entries(node) -> list[str]:
