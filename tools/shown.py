@@ -37,10 +37,14 @@ def shown_cells(path: Path) -> list[dict]:
     return [c for c in json.loads(Path(path).read_text(encoding='utf-8'))['cells'] if is_shown(c)]
 
 def counts(path: Path) -> tuple[int, int, int]:
-    "`(shown code cells, shown cells with stored outputs, images)`; images count from every cell, as the site shows them."
+    """`(shown code cells, shown cells with stored outputs, images on the page)`. Images count from every cell whose
+    outputs the site keeps: shown cells and `echo: false` ones, not those nbdev drops (`hide`, ...) or `include: false`."""
     cells = json.loads(Path(path).read_text(encoding='utf-8'))['cells']
     shown = [c for c in cells if is_shown(c)]
-    images = sum(1 for c in cells if c['cell_type'] == 'code' for o in c.get('outputs', [])
+    def rendered(c):
+        d = _directives(c)
+        return not (d.keys() & HIDDEN or _is_false(d, 'include:'))
+    images = sum(1 for c in cells if c['cell_type'] == 'code' and rendered(c) for o in c.get('outputs', [])
                  if any(k.startswith('image/') for k in o.get('data', {})))
     return len(shown), sum(1 for c in shown if c.get('outputs')), images
 
