@@ -58,7 +58,7 @@ def undefined(path: Path) -> list[str]:
     for k, (i, c) in enumerate(shown):
         for line in re.sub(r'^\s*[!%].*$', '', ''.join(c['source']), flags=re.M).splitlines() + ['']:
             lines.append(line); where.append((i, k + 1))
-    r = subprocess.run(['ruff', 'check', '--isolated', '--select', 'F821', '--output-format', 'json', '--config',
+    r = subprocess.run([sys.executable, '-m', 'ruff', 'check', '--isolated', '--select', 'F821', '--output-format', 'json', '--config',
                         "builtins=['display', 'get_ipython']", '--stdin-filename', f'{Path(path).stem}_shown.py', '-'],
                        input='\n'.join(lines), capture_output=True, text=True, cwd=ROOT)
     if r.returncode not in (0, 1): raise RuntimeError(f"ruff failed: {r.stderr[-2000:]}")
