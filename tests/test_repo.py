@@ -4,7 +4,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / 'tools'))
-import docs_report, make_readme
+import docs_report, make_readme, render_pages
 
 def test_readme_matches_index():
     assert (ROOT / 'README.md').read_text(encoding='utf-8') == make_readme.readme(), \
@@ -16,6 +16,10 @@ def test_docs_preprocessing():
     proc = docs_report.proc_nbs()  # raises with nbdev's output if a notebook fails or is not processed
     missing = docs_report.undocumented(proc)
     assert not missing, f"public methods that reach no page of the docs (add a show_doc cell): {missing}"
+    # What a reader sees (tools/render_pages.py, without its browser): every stored image reaches its page (an image
+    # in a `#| hide` cell does not), and no page shows a traceback, an error output or ANSI escape codes.
+    seen = [bad for nb in docs_report.notebooks() for bad in render_pages.problems(nb, proc / nb.name)]
+    assert not seen, "pages that show a reader something wrong:\n" + '\n'.join(seen)
 
 def test_no_name_defined_twice():
     "No module of the package defines a top-level function, class or variable twice: the later silently replaces the "

@@ -1,4 +1,5 @@
-"""What the rendered docs show: stored outputs and images per notebook, and which public methods reach the API reference.
+"""What the rendered docs show: per page, the shown code cells, those with stored outputs, and images; and which public
+methods reach the API reference.
 
 `python tools/docs_report.py` prints both (it runs `nbdev_proc_nbs` with a stub Quarto first, as the docs build does).
 tests/test_repo.py uses `undocumented()` to keep every public method and every layer's `__call__` in the docs."""
@@ -11,10 +12,10 @@ def notebooks() -> list[Path]:
     return sorted(p for p in (ROOT / 'nbs').glob('*.ipynb') if not p.name.startswith('_'))
 
 def output_counts(path: Path) -> tuple[int, int, int]:
-    "`(code cells, code cells with stored outputs, images)` of a notebook."
-    cells = [c for c in json.loads(path.read_text(encoding='utf-8'))['cells'] if c['cell_type'] == 'code']
-    images = sum(1 for c in cells for o in c.get('outputs', []) if any(k.startswith('image/') for k in o.get('data', {})))
-    return len(cells), sum(1 for c in cells if c.get('outputs')), images
+    "`(shown code cells, shown code cells with stored outputs, images)` of a notebook: what its page shows (tools/shown.py)."
+    sys.path.insert(0, str(ROOT))
+    from tools.shown import counts
+    return counts(path)
 
 def public_methods() -> dict[str, list[str]]:
     "`{class name: [public method names]}` for every class in `blox`'s namespace, `__call__` included."
@@ -62,8 +63,9 @@ if __name__ == '__main__':
     for nb in notebooks():
         counts = output_counts(nb)
         total = [a + b for a, b in zip(total, counts)]
-        print(f"{nb.name:28} {counts[0]:3} code cells, {counts[1]:3} with outputs, {counts[2]:2} images")
-    print(f"{'total':28} {total[0]:3} code cells, {total[1]:3} with outputs, {total[2]:2} images")
+        low = '' if 3 * counts[1] >= counts[0] else '   < 1 output per 3 shown cells'
+        print(f"{nb.name:28} {counts[0]:3} shown code cells, {counts[1]:3} with stored outputs, {counts[2]:2} images{low}")
+    print(f"{'total':28} {total[0]:3} shown code cells, {total[1]:3} with stored outputs, {total[2]:2} images")
     proc = proc_nbs()
     methods = public_methods()
     missing = undocumented(proc)

@@ -4,7 +4,9 @@ nbdev's docs pipeline drops cells marked `export`, `exporti`, `hide` or `default
 Quarto hides the code of cells marked `echo: false` or `include: false` (so do `show_doc` cells). What is left is
 the code a reader sees and copies. `python tools/shown.py run nbs/X.ipynb [...]` runs exactly those cells, in order, in
 a fresh process against the installed package, as `nbdev_test` would (skipping `eval: false` and the test flags);
-`python tools/shown.py count` prints shown code cells, stored outputs of shown cells and images per page."""
+`python tools/shown.py count` prints shown code cells, stored outputs of shown cells and images per page;
+`python tools/shown.py names` lists, without running anything, the names shown code uses that no earlier shown cell
+defines or imports (ruff's F821 over the shown cells: seconds for every page, the quick half of `run`)."""
 import json, os, re, subprocess, sys
 from pathlib import Path
 
@@ -35,12 +37,36 @@ def shown_cells(path: Path) -> list[dict]:
     return [c for c in json.loads(Path(path).read_text(encoding='utf-8'))['cells'] if is_shown(c)]
 
 def counts(path: Path) -> tuple[int, int, int]:
-    "`(shown code cells, shown cells with stored outputs, images)`; images count from every cell, as the site shows them."
+    """`(shown code cells, shown cells with stored outputs, images on the page)`. Images count from every cell whose
+    outputs the site keeps: shown cells and `echo: false` ones, not those nbdev drops (`hide`, ...) or `include: false`."""
     cells = json.loads(Path(path).read_text(encoding='utf-8'))['cells']
     shown = [c for c in cells if is_shown(c)]
-    images = sum(1 for c in cells if c['cell_type'] == 'code' for o in c.get('outputs', [])
+    def rendered(c):
+        d = _directives(c)
+        return not (d.keys() & HIDDEN or _is_false(d, 'include:'))
+    images = sum(1 for c in cells if c['cell_type'] == 'code' and rendered(c) for o in c.get('outputs', [])
                  if any(k.startswith('image/') for k in o.get('data', {})))
     return len(shown), sum(1 for c in shown if c.get('outputs')), images
+
+def undefined(path: Path) -> list[str]:
+    """Names the shown code uses that no shown cell before defines or imports, found without running anything: the
+    shown cells, in order, as one module, through ruff's pyflakes rule F821 (a star import hides names from it; `run`
+    is the full check). One entry per name, at its first use: `` `name` (cell N, shown cell k)``."""
+    cells = [c for c in json.loads(Path(path).read_text(encoding='utf-8'))['cells']]
+    shown = [(i, c) for i, c in enumerate(cells) if is_shown(c)]
+    lines, where = [], []
+    for k, (i, c) in enumerate(shown):
+        for line in re.sub(r'^\s*[!%].*$', '', ''.join(c['source']), flags=re.M).splitlines() + ['']:
+            lines.append(line); where.append((i, k + 1))
+    r = subprocess.run([sys.executable, '-m', 'ruff', 'check', '--isolated', '--select', 'F821', '--output-format', 'json', '--config',
+                        "builtins=['display', 'get_ipython']", '--stdin-filename', f'{Path(path).stem}_shown.py', '-'],
+                       input='\n'.join(lines), capture_output=True, text=True, cwd=ROOT)
+    if r.returncode not in (0, 1): raise RuntimeError(f"ruff failed: {r.stderr[-2000:]}")
+    first = {}
+    for d in sorted(json.loads(r.stdout or '[]'), key=lambda d: d['location']['row']):
+        name = re.search(r'`([^`]+)`', d['message']).group(1)
+        first.setdefault(name, where[d['location']['row'] - 1])
+    return [f"`{n}` (cell {i}, shown cell {k})" for n, (i, k) in first.items()]
 
 RUN_SHOWN = r'''
 import json, os, sys
@@ -81,6 +107,10 @@ if __name__ == '__main__':
             s, o, i = counts(p)
             print(f"{p.name:24} {s:3} shown code cells, {o:3} with outputs, {i:2} images"
                   f"{'' if 3 * o >= s else '   (fewer than 1 output per 3 shown cells)'}")
+    elif cmd == 'names':
+        for p in nbs:
+            bad = undefined(p)
+            print(f"{p.name}: {'ok' if not bad else 'undefined: ' + ', '.join(bad)}")
     elif cmd == 'run':
         bad = 0
         for p in nbs:
