@@ -916,11 +916,24 @@ def plot_history(history: Mapping,                   # what `fit` returns: `{'tr
     if unknown := [k for k in names if k not in recorded]:
         raise _error(InputError, 'plot_history', f"the history records no {', '.join(map(repr, unknown))}; it "
                      f"records {', '.join(map(repr, recorded))}")
-    fig = Figure(figsize=(3.4 * len(names), 2.6), layout='constrained')
+    fig = Figure(figsize=(min(8, 3.4 * len(names)), 2.8), dpi=80, layout='constrained')
     for ax, name in zip(fig.subplots(1, len(names), squeeze=False)[0], names):
         for part, log in parts:
             if name in log: ax.plot(log['step'], log[name], '-' if part == 'train' else 'o-', label=part, markersize=3)
-        ax.set(title=name, xlabel='step', yscale='log' if name in logy else 'linear')
+        ax.set(title=f"{name} by step", xlabel='step', ylabel=name)
+        if name in logy: _log_ticks(ax, [v for _, log in parts for v in log.get(name, [])])
         ax.legend(fontsize='small')
     if path is not None: fig.savefig(path, dpi=120)
     return fig
+
+def _log_ticks(ax, values):
+    "A log y axis with several labelled ticks: 1, 2 and 5 times each power of ten, or more when the data span less."
+    from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
+    positive = [v for v in values if v > 0 and np.isfinite(v)]
+    span = np.log10(max(positive) / min(positive)) if positive else 0.0
+    subs = tuple(range(1, 10)) if span < 0.7 else (1, 2, 5) if span < 2.5 else (1,)
+    ax.set_yscale('log')
+    ax.yaxis.set_major_locator(LogLocator(base=10, subs=subs, numticks=12))
+    ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
+    ax.yaxis.set_minor_locator(LogLocator(base=10, subs='auto', numticks=12))
+    ax.yaxis.set_minor_formatter(NullFormatter())
