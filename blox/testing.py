@@ -25,7 +25,6 @@ def nnx_function(module, method: str = '__call__') -> Callable:
     return f
 
 # %% ../nbs/testing.ipynb #f0196ac3
-#| code-fold: true
 def assert_same(f: Callable, g: Callable, *args,
                 argnums=None,                # the arguments to differentiate (default: every float argument)
                 atol: float = 1e-5, rtol: float = 1e-5,
