@@ -47,8 +47,6 @@ def _src(cell) -> str:
 
 # (notebook name, figure as written, why it is not a measured figure the notebook must print). Keep it short.
 ALLOWED: list[tuple[str, str, str]] = [
-    ('13_lora.ipynb', '1,000', "the number of steps the training cell is set to run, not a measurement"),
-    ('benchmarks.ipynb', '50', "~50 ms is the time each timing round aims at (benchmarks/peers.py --sample 0.05)"),
 ]
 
 _NUM = r'\d{1,3}(?:,\d{3})+(?:\.\d+)?|\d+(?:\.\d+)?'
