@@ -149,6 +149,20 @@ def test_shown_code_defines_its_names(nb):
     assert not bad, ("shown code uses names only hidden or export cells define (import them in the page's first shown "
                      "code cell, or show the cell that defines them): " + ', '.join(bad))
 
+@pytest.mark.parametrize('nb', NBS, ids=IDS)
+def test_shown_code_uses_no_private_names(nb):
+    "Code a reader runs or copies uses the public API; only `#| exports` cells, which show the implementation, may not."
+    from tools import shown
+    bad = shown.private_names(nb)
+    assert not bad, "shown code uses private names (use the public API, or hide the cell if it is a test): " + ', '.join(bad)
+
+def test_private_names_check(tmp_path):
+    from tools import shown
+    nb = _nb(tmp_path, 'a.ipynb', ("#| exports\ndef _helper(): return 1", ""), ("x = _helper()  # _not_this\ny = '_nor_this'", ""),
+             ("#| hide\nz = _hidden()", ""), ("import orbax.checkpoint._src as s\nt = x.__class__, _", ""),
+             ("def _sketch(x): return _helper(x)", ""))
+    assert shown.private_names(nb) == ['`_helper` (cell 1)', '`_src` (cell 3)']
+
 def test_undefined_names_check(tmp_path):
     from tools import shown
     nb = _nb(tmp_path, 'a.ipynb', ("#| export\nimport numpy as np", ""), ("import jax\nx = jax.numpy.ones(2)", ""),

@@ -89,6 +89,25 @@ except Exception:
     sys.stderr.write(k.prettytb(fname=path) + '\n'); sys.exit(1)
 '''
 
+_PRIVATE = re.compile(r'(?<![\w])_[A-Za-z]\w*|\b_src\b')
+
+def private_names(path: Path) -> list[str]:
+    """Private names (`_x`, `obj._x`, orbax's `_src`) in shown code a reader runs or copies: shown cells other than
+    `#| exports` ones and cells that define a private function or class: those show the implementation itself.
+    Dunders, `_` alone, strings and comments do not count."""
+    import io, tokenize
+    bad = []
+    for n, cell in enumerate(c for c in json.loads(Path(path).read_text(encoding='utf-8'))['cells']):
+        if not is_shown(cell) or 'exports' in _directives(cell): continue
+        src = '\n'.join(l for l in ''.join(cell['source']).splitlines() if not l.lstrip().startswith(('!', '%')))
+        if re.search(r'^(?:def|class)\s+_[A-Za-z]', src, re.MULTILINE): continue   # a sketch of the implementation
+        try: tokens = list(tokenize.generate_tokens(io.StringIO(src).readline))
+        except (tokenize.TokenError, SyntaxError): continue
+        names = {t.string for t in tokens if t.type == tokenize.NAME and _PRIVATE.fullmatch(t.string)
+                 and not (t.string.startswith('__') and t.string.endswith('__'))}
+        bad += [f"`{name}` (cell {n})" for name in sorted(names)]
+    return bad
+
 def run(path: Path, skip_flags: str = '', env: dict | None = None, timeout: int = 900) -> subprocess.CompletedProcess:
     "Run `path`'s shown code cells in a fresh process; nonzero `returncode` when one raises."
     env = {**os.environ, 'IN_TEST': '1', 'PYTHONUNBUFFERED': '1', **(env or {})}
