@@ -12,7 +12,8 @@ from .graph import ConfigError, Graph, InputError, Rng
 from .layers import Layer, _ints, _logical, _positive_int, default_kernel_init
 
 # %% auto #0
-__all__ = ['Conv', 'ConvTranspose', 'max_pool', 'min_pool', 'avg_pool', 'MaxPool', 'MinPool', 'AvgPool', 'GlobalPool']
+__all__ = ['PADDING_MODES', 'Conv', 'ConvTranspose', 'max_pool', 'min_pool', 'avg_pool', 'MaxPool', 'MinPool', 'AvgPool',
+           'GlobalPool']
 
 # %% ../nbs/03a_conv.ipynb #d67a3e38
 PADDING_MODES = ('SAME', 'VALID', 'CIRCULAR', 'CAUSAL')

@@ -11,7 +11,7 @@ from .params import Metadata, Params, path_str
 from .graph import ConfigError, Graph, InputError, Module, Policy, Rng, _dtype_problem
 
 # %% auto #0
-__all__ = ['Layer', 'Linear', 'DenseGeneral', 'Embed']
+__all__ = ['default_kernel_init', 'default_embedding_init', 'Layer', 'Linear', 'DenseGeneral', 'Embed']
 
 # %% ../nbs/03_layers.ipynb #104d1f83
 def _metadata_overrides(module: Module, metadata) -> dict:
