@@ -14,7 +14,7 @@ from .params import (BloxError, LockedError, Param, Params, PathError, _array_st
 
 # %% auto #0
 __all__ = ['GraphError', 'DuplicateNameError', 'ConfigError', 'InputError', 'CallError', 'ShapeError', 'RngError', 'Policy',
-           'Graph', 'Module', 'Rng', 'summary', 'display']
+           'Graph', 'Module', 'Rng', 'Summary', 'summary', 'display']
 
 # %% ../nbs/02_graph.ipynb #572b3ee4
 class GraphError(BloxError, ValueError):
