@@ -7,9 +7,8 @@ import dataclasses, inspect, json, os, re, shutil, stat, subprocess, sys, tempfi
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-
-def notebooks() -> list[Path]:
-    return sorted(p for p in (ROOT / 'nbs').glob('*.ipynb') if not p.name.startswith('_'))
+sys.path.insert(0, str(ROOT))
+from tools.shown import notebooks  # noqa: E402
 
 def output_counts(path: Path) -> tuple[int, int, int]:
     "`(shown code cells, shown code cells with stored outputs, images)` of a notebook: what its page shows (tools/shown.py)."

@@ -24,6 +24,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / 'tools'))
+from tools.shown import _directives, _is_false  # noqa: E402
 
 _ANSI = re.compile(r'\x1b\[[\d;]*[A-Za-z]|\[(?:\d+;)*\d+m')  # escape codes, and their remains once ESC is dropped
 
@@ -34,15 +35,6 @@ def images(nb: dict) -> list[str]:
     return [_src(v).strip()[:200] for c in nb['cells'] if c['cell_type'] == 'code' for o in c.get('outputs', [])
             for k, v in o.get('data', {}).items() if k.startswith('image/')]
 
-def _directives(source: str) -> dict:
-    out = {}
-    for line in source.splitlines():
-        m = re.match(r'\s*#\|\s*([\w-]+):?\s*(.*)', line)
-        if not m:
-            if line.strip(): break
-            continue
-        out[m.group(1)] = m.group(2).strip().lower()
-    return out
 
 def problems(src: Path, proc: Path, html: str | None = None) -> list[str]:
     "What a reader of `src`'s page would see wrong: missing images, tracebacks, ANSI junk (`html`: also check the HTML)."
@@ -53,7 +45,7 @@ def problems(src: Path, proc: Path, html: str | None = None) -> list[str]:
         elif html is not None and img[:100] not in html.replace('\n', ''):
             bad.append(f"{src.name}: stored image {i + 1} is not in the HTML")
     for i, c in enumerate(p['cells']):
-        if c['cell_type'] != 'code' or _directives(_src(c['source'])).get('include') == 'false': continue
+        if c['cell_type'] != 'code' or _is_false(_directives(c), 'include:'): continue
         for o in c.get('outputs', []):
             text = _src(o.get('text', '')) + ''.join(_src(v) for k, v in o.get('data', {}).items() if k.startswith('text/'))
             if o.get('output_type') == 'error': bad.append(f"{src.name}: processed cell {i} shows an error output")
@@ -70,10 +62,10 @@ def as_quarto_shows(nb: dict) -> dict:
     for c in nb['cells']:
         if c['cell_type'] == 'raw': continue  # the front matter nbdev writes (title, description): Quarto's, not shown
         if c['cell_type'] == 'code':
-            d = _directives(_src(c['source']))
-            if d.get('include') == 'false': continue
+            d = _directives(c)
+            if _is_false(d, 'include:'): continue
             c = {**c, 'source': '\n'.join(l for l in _src(c['source']).splitlines() if not l.lstrip().startswith('#|'))}
-            if d.get('echo') == 'false' or re.search(r'^show_doc', c['source'], re.M):
+            if _is_false(d, 'echo:') or re.search(r'^show_doc', c['source'], re.M):
                 c['metadata'] = {**c.get('metadata', {}), 'tags': ['remove_input']}
         cells.append(c)
     return {**nb, 'cells': cells}
@@ -103,7 +95,7 @@ def main():
     ap.add_argument('notebooks', nargs='*', help='only these (default: every page)')
     ap.add_argument('--no-screenshots', action='store_true')
     ap.add_argument('--reuse-proc', action='store_true', help="use _proc/ as it is (skip nbdev_proc_nbs, ~1 minute)")
-    args = ap.parse_args()
+    args = ap.parse_intermixed_args()
     import docs_report
     out = Path(args.out); out.mkdir(parents=True, exist_ok=True)
     proc = ROOT / '_proc' if args.reuse_proc and (ROOT / '_proc').exists() else docs_report.proc_nbs()

@@ -33,6 +33,10 @@ def is_shown(cell) -> bool:
     if d.keys() & HIDDEN or _is_false(d, 'echo:') or _is_false(d, 'include:'): return False
     return not re.search(r'^show_doc', ''.join(cell['source']), re.MULTILINE)
 
+def notebooks() -> list[Path]:
+    "The pages of the site: every notebook in nbs/ (not `_`-prefixed ones, not checkpoints)."
+    return sorted(p for p in (ROOT / 'nbs').glob('*.ipynb') if not p.name.startswith(('_', '.')))
+
 def shown_cells(path: Path) -> list[dict]:
     return [c for c in json.loads(Path(path).read_text(encoding='utf-8'))['cells'] if is_shown(c)]
 
@@ -97,7 +101,7 @@ def private_names(path: Path) -> list[str]:
     Dunders, `_` alone, strings and comments do not count."""
     import io, tokenize
     bad = []
-    for n, cell in enumerate(c for c in json.loads(Path(path).read_text(encoding='utf-8'))['cells']):
+    for n, cell in enumerate(json.loads(Path(path).read_text(encoding='utf-8'))['cells']):
         if not is_shown(cell) or 'exports' in _directives(cell): continue
         src = '\n'.join(l for l in ''.join(cell['source']).splitlines() if not l.lstrip().startswith(('!', '%')))
         if re.search(r'^(?:def|class)\s+_[A-Za-z]', src, re.MULTILINE): continue   # a sketch of the implementation
@@ -120,7 +124,7 @@ def skip_flags() -> str:
 
 if __name__ == '__main__':
     cmd, *paths = sys.argv[1:] or ['count']
-    nbs = [Path(p) for p in paths] or sorted(p for p in (ROOT / 'nbs').glob('*.ipynb') if not p.name.startswith('_'))
+    nbs = [Path(p) for p in paths] or notebooks()
     if cmd == 'count':
         for p in nbs:
             s, o, i = counts(p)

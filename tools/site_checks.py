@@ -19,7 +19,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 NBS = ROOT / 'nbs'
 sys.path.insert(0, str(ROOT))
-from tools.shown import counts  # noqa: E402
+from tools.shown import counts, notebooks  # noqa: E402,F401
 
 SITE = 'https://jax-blox.github.io/blox/'
 MAX_IMAGE_KB = 150
@@ -33,8 +33,6 @@ def pages(folder: Path = NBS) -> dict[str, Path]:
     "`{page file on the site: notebook}` for the notebooks of `folder`."
     return {page_name(p): p for p in sorted(Path(folder).glob('*.ipynb')) if not p.name.startswith(('_', '.'))}
 
-def notebooks() -> list[Path]:
-    return sorted(p for p in NBS.glob('*.ipynb') if not p.name.startswith(('_', '.')))
 
 def _cells(path: Path) -> list[dict]:
     return json.loads(Path(path).read_text(encoding='utf-8'))['cells']
