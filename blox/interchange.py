@@ -345,14 +345,14 @@ def _read_param(handles: dict, entry: _Entry, plan: list, index: tuple, dtype) -
         blocks.append(_cut(entry.layout, sizes, inner, block))
     return (np.stack(blocks) if stacked else blocks[0]).astype(dtype, copy=False)
 
-def _once(read):
-    "`read`, reading each distinct slice once (devices holding the same shard share it)."
-    cache = {}
-    def one(index):
-        key = tuple((s.start, s.stop, s.step) for s in index)
-        if key not in cache: cache[key] = read(index)
-        return cache[key]
-    return one
+def _place(read, shape: tuple, sharding) -> jax.Array:
+    "The array of `shape` laid out by `sharding`, each device's shard read by `read(index)` and placed before the next."
+    shards, last = [], (None, None)
+    for device, index in sharding.addressable_devices_indices_map(shape).items():
+        index = _slices(index, shape)
+        if index != last[0]: last = (index, read(index))  # devices holding the same shard, one after another, read it once
+        shards.append(jax.device_put(last[1], device))
+    return jax.make_array_from_single_device_arrays(shape, sharding, shards)
 
 def _fail(where: str, problems: list):
     n = len(problems)
@@ -404,7 +404,7 @@ def load_safetensors(source,                          # a `.safetensors` file, a
             def read(index, entry=entry, plan=plan, shape=shape, dtype=value.dtype):
                 return _read_param(handles, entry, plan, _slices(index, shape), dtype)
             if device is None: out.append(jnp.asarray(read((slice(None),) * len(shape))))
-            else: out.append(jax.make_array_from_callback(shape, device, _once(read)))
+            else: out.append(_place(read, shape, device))
     return jax.tree_util.tree_unflatten(treedef, out)
 
 # %% ../nbs/06_interchange.ipynb #803519aa
