@@ -354,9 +354,10 @@ def _place(read, shape: tuple, sharding) -> jax.Array:
         shards.append(jax.device_put(last[1], device))
     return jax.make_array_from_single_device_arrays(shape, sharding, shards)
 
-def _fail(where: str, problems: list):
+def _fail(where: str, problems: list, hint: str = ''):
     n = len(problems)
-    raise StructureError(f"{where}: {n} problem{'s' * (n > 1)} between the file and the params:\n  " + '\n  '.join(problems))
+    raise StructureError(f"{where}: {n} problem{'s' * (n > 1)} between the file and the params{'; ' + hint if hint else ''}:"
+                         "\n  " + '\n  '.join(problems))
 
 # %% ../nbs/06_interchange.ipynb #0ef1b9ae
 def load_safetensors(source,                          # a `.safetensors` file, a list of them, or a checkpoint directory
@@ -368,7 +369,7 @@ def load_safetensors(source,                          # a `.safetensors` file, a
     "New `Params` like `target` holding the tensors of `source` as `key_map` maps them, cast to the target's dtypes."
     where, rel = 'load_safetensors', _relative(target, prefix)
     shapes = {p: tuple(target[path].value.shape) for p, path in rel.items()}
-    key_map, problems = key_map or _identity(shapes), []
+    given, key_map, problems = key_map is not None, key_map or _identity(shapes), []
     entries, kept = _entries(key_map, shapes, problems)
     leaves, treedef = jax.tree_util.tree_flatten_with_path(target)
     devices = [None] * len(leaves) if shardings is None else jax.tree.leaves(shardings)
@@ -393,7 +394,9 @@ def load_safetensors(source,                          # a `.safetensors` file, a
         used = {k for e in entries for l in e.layers for k in e.keys(l)}
         problems.extend(f"unexpected {k!r}: no rule maps it (add one, or ignore=[{k!r}])" for k in found
                         if k not in used and not any(fnmatch.fnmatchcase(k, g) for g in key_map.ignore))
-        if problems: _fail(where, problems)
+        foreign = not given and found and not set(found) & set(shapes)
+        if problems: _fail(where, problems, "none of the file's keys is a parameter path below the prefix: a file "
+                                            "another library wrote needs a key_map" if foreign else '')
         out = []
         for ((key,), value), device in zip(leaves, devices):
             p = names.get(key.path)
