@@ -449,7 +449,7 @@ def save_safetensors(path,                            # the `.safetensors` file 
     tensors = {}
     for e in entries:
         for k, v in _file_tensors(e, [np.asarray(params[rel[p]].value) for p in e.params]).items():
-            tensors[k] = np.array(v, order='C', copy=None)  # what save_file needs; a 0-d array stays 0-d
+            tensors[k] = v if v.flags.c_contiguous else np.ascontiguousarray(v)  # what save_file needs
     path = Path(path)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f'.{path.name}.', suffix='.tmp')
     os.close(fd)
