@@ -45,7 +45,10 @@ class Layout:
             raise ConfigError(f"{where}: both sides of the layout {text!r} must name the same axes, each once")
         self.flat_file, self.flat_param = tuple(f), tuple(p)
 
-    def solve(self, param_shape, file_shape=None) -> dict | None:
+    def solve(self,
+              param_shape,      # the parameter's shape
+              file_shape=None   # the file tensor's shape, when known (loading)
+             ) -> dict | None:
         "Each axis name's size, from the parameter's shape (and the file's): None if they do not fit the layout."
         sides = [(self.param, tuple(param_shape))] + ([(self.file, tuple(file_shape))] if file_shape is not None else [])
         if any(len(g) != len(s) for g, s in sides): return None
@@ -125,12 +128,19 @@ def _slices(index, shape) -> tuple:
     return tuple(slice(*s.indices(n)[:2]) for s, n in zip(index, shape))
 
 @patch
-def file_box(self: Layout, index, sizes: dict) -> tuple:
+def file_box(self: Layout,
+             index,       # the parameter's slice: one slice per parameter axis
+             sizes: dict  # each axis name's size, from `solve`
+            ) -> tuple:
     "The box (one slice per file axis) to read for the parameter slice `index`."
     return _boxes(self, sizes, _slices(index, self.shape(self.param, sizes)))[0]
 
 @patch
-def from_file_box(self: Layout, block: np.ndarray, index, sizes: dict) -> np.ndarray:
+def from_file_box(self: Layout,
+                  block: np.ndarray, # what was read from the file tensor at `file_box(index, sizes)`
+                  index,             # the parameter's slice: one slice per parameter axis
+                  sizes: dict        # each axis name's size, from `solve`
+                 ) -> np.ndarray:
     "The parameter slice `index`, from `block`: what was read at `file_box(index, sizes)`."
     return _cut(self, sizes, _slices(index, self.shape(self.param, sizes)), block)
 
