@@ -10,7 +10,7 @@ the same `optax.adam`, every step jitted with the state donated:
 - blox, typed seed: the blox step on the same params with the seed stored as a typed PRNG key, as blox stored it
   before 2026-12 (it now stores `uint32` key data): what carrying a typed key through `jax.jit` costs per step;
 - blox packaged: `jax.jit(bx.train_step(loss_fn, optimizer))`, which also reports `grad_norm` and the first
-  non-finite gradient.
+  non-finite gradient (two reductions over all the gradients); its ratio to the blox step is printed last.
 Sync: every step waited for. Pipelined: 50 steps dispatched, then waited for once.
 Method: rounds interleave the variants in a rotating order, so that drift in the machine's load hits all alike;
 each variant's time in a round is the mean of enough steps to take ~`--sample` seconds (counted per variant); reported: the median over rounds of the paired
@@ -102,12 +102,13 @@ if __name__ == '__main__':
     parser.add_argument('--rounds', type=int, default=30)
     parser.add_argument('--sample', type=float, default=0.05, help='seconds of steps per timing')
     parser.add_argument('--quick', action='store_true', help='a smoke run: few rounds, two sizes')
+    parser.add_argument('--depths', type=int, nargs='+', default=[15, 60, 240], help='MLP depths (2 arrays a layer)')
     args = parser.parse_args()
     rounds, sample = (3, 0.005) if args.quick else (args.rounds, args.sample)
     print(f"{platform.machine()}, {jax.device_count()} {jax.devices()[0].platform} device(s); python {platform.python_version()}, "
           f"jax {jax.__version__}, optax {optax.__version__}")
     print(f"{rounds} rounds of ~{sample * 1e3:.0f} ms of steps per variant; ratio: median of per-round (variant / raw); IQR of that ratio")
-    for depth in ((7, 30) if args.quick else (15, 60, 240)):
+    for depth in ((7, 30) if args.quick else args.depths):
         variants, x, y, arrays = workload(depth)
         check_numerics(variants, x, y)
         for pipelined in (False, True):
@@ -117,4 +118,6 @@ if __name__ == '__main__':
                 ratio = t / times['raw']
                 q1, q3 = np.percentile(ratio, [25, 75])
                 row.append(f"{name} {np.median(t) * 1e6:7.1f} us {np.median(ratio):.3f}x (IQR {q3 - q1:.3f})")
+            own = times['blox packaged'] / times['blox']
+            row.append(f"packaged / blox {np.median(own):.3f}x (IQR {np.subtract(*np.percentile(own, [75, 25])):.3f})")
             print(f"{arrays:4d} arrays {'pipelined' if pipelined else 'sync     '}: " + ' | '.join(row), flush=True)
