@@ -10,7 +10,7 @@ the same `optax.adam`, every step jitted with the state donated:
 - blox, typed seed: the blox step on the same params with the seed stored as a typed PRNG key, as blox stored it
   before 2026-12 (it now stores `uint32` key data): what carrying a typed key through `jax.jit` costs per step;
 - blox packaged: `jax.jit(bx.train_step(loss_fn, optimizer))`, which also reports `grad_norm` and the first
-  non-finite gradient.
+  non-finite gradient (two reductions over all the gradients); its ratio to the blox step is printed last.
 Sync: every step waited for. Pipelined: 50 steps dispatched, then waited for once.
 Method: rounds interleave the variants in a rotating order, so that drift in the machine's load hits all alike;
 each variant's time in a round is the mean of enough steps to take ~`--sample` seconds (counted per variant); reported: the median over rounds of the paired
@@ -74,7 +74,7 @@ def check_numerics(variants, x, y):
     for name, l in losses.items():
         np.testing.assert_allclose(l, losses['raw'], rtol=1e-6, err_msg=name)
 
-def measure(variants, x, y, rounds, sample, pipelined):
+def measure(variants, x, y, rounds, sample, pipelined, clock=time.perf_counter):
     """Per library, one time per round: the mean over enough steps to take ~`sample` s (counted for each library, so
     a slow one does not stretch the run), the libraries in a rotating order."""
     states, number = {}, {}
@@ -88,12 +88,12 @@ def measure(variants, x, y, rounds, sample, pipelined):
     for r in range(rounds):
         for name in names[r % len(names):] + names[:r % len(names)]:
             step, state = variants[name][0], states[name]
-            t = time.perf_counter()
+            t = clock()
             for _ in range(number[name]):
                 state, loss = step(state, x, y)
                 if not pipelined: jax.block_until_ready(loss)
             jax.block_until_ready(state)
-            times[name].append((time.perf_counter() - t) / number[name])
+            times[name].append((clock() - t) / number[name])
             states[name] = state
     return {name: np.array(t) for name, t in times.items()}
 
@@ -102,19 +102,27 @@ if __name__ == '__main__':
     parser.add_argument('--rounds', type=int, default=30)
     parser.add_argument('--sample', type=float, default=0.05, help='seconds of steps per timing')
     parser.add_argument('--quick', action='store_true', help='a smoke run: few rounds, two sizes')
+    parser.add_argument('--clock', choices=['wall', 'cpu'], default='wall',
+                        help="cpu: the process's CPU time (all its threads, XLA's included), which other processes' "
+                             "load on a shared machine disturbs far less than the wall clock")
+    parser.add_argument('--depths', type=int, nargs='+', default=[15, 60, 240], help='MLP depths (2 arrays a layer)')
     args = parser.parse_args()
     rounds, sample = (3, 0.005) if args.quick else (args.rounds, args.sample)
     print(f"{platform.machine()}, {jax.device_count()} {jax.devices()[0].platform} device(s); python {platform.python_version()}, "
           f"jax {jax.__version__}, optax {optax.__version__}")
-    print(f"{rounds} rounds of ~{sample * 1e3:.0f} ms of steps per variant; ratio: median of per-round (variant / raw); IQR of that ratio")
-    for depth in ((7, 30) if args.quick else (15, 60, 240)):
+    print(f"{args.clock} clock; {rounds} rounds of ~{sample * 1e3:.0f} ms of steps per variant; ratio: median of per-round (variant / raw); IQR of that ratio")
+    for depth in ((7, 30) if args.quick else args.depths):
         variants, x, y, arrays = workload(depth)
         check_numerics(variants, x, y)
         for pipelined in (False, True):
-            times = measure(variants, x, y, rounds, sample, pipelined)
+            times = measure(variants, x, y, rounds, sample, pipelined,
+                            time.process_time if args.clock == 'cpu' else time.perf_counter)
             row = []
             for name, t in times.items():
                 ratio = t / times['raw']
                 q1, q3 = np.percentile(ratio, [25, 75])
                 row.append(f"{name} {np.median(t) * 1e6:7.1f} us {np.median(ratio):.3f}x (IQR {q3 - q1:.3f})")
+            own = times['blox packaged'] / times['blox']
+            row.append(f"packaged / blox {np.median(own):.3f}x (IQR {np.subtract(*np.percentile(own, [75, 25])):.3f}; "
+                       f"fastest rounds {times['blox packaged'].min() / times['blox'].min():.3f}x)")
             print(f"{arrays:4d} arrays {'pipelined' if pipelined else 'sync     '}: " + ' | '.join(row), flush=True)

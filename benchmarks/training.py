@@ -1,14 +1,16 @@
 """Benchmarks of `blox.training`, printed as ratios (never asserted): `python benchmarks/training.py`.
 
 1. The packaged step: `jax.jit(bx.train_step(loss_fn, optimizer))` (which also computes `grad_norm` and the first
-   non-finite gradient) vs the same step written by hand (split -> value_and_grad -> optax -> merge), both donated.
+   non-finite gradient, two reductions over all the gradients) vs the same step written by hand (split ->
+   value_and_grad -> optax -> merge), both donated.
 2. The loop helper: `bx.fit` (history every 10 steps, no progress bar, and with a progress bar) vs a hand-written
    Python loop over the same jitted step and the same grain iterator.
 3. The data: a batch from `bx.batches` (whole batches gathered from per-epoch permutations) vs grain's own
    `MapDataset.range(n).shuffle().repeat().batch().map(gather)`, which visits every example in Python.
 1 and 2 at two sizes: a small MLP on 8x8 digits (dispatch-bound: the per-step overhead shows) and the digits ConvNet
-(compute-bound). Each timing is the best of several repeats of N steps, after a warm-up that compiles; run on an
-idle machine."""
+(compute-bound). 1 and 2: each variant runs N steps once per round, the variants in a rotating order, after a warm-up
+that compiles; reported: median times, and the median (and IQR) over rounds of the paired ratio. 3: the best of
+several repeats."""
 import argparse, contextlib, gc, io, time
 import jax, jax.numpy as jnp, numpy as np, optax
 import blox as bx
@@ -71,8 +73,7 @@ def run(kind: str, steps: int, repeat: int, batch_size: int):
             state, it = bx.TrainState.create(jax.tree.map(jnp.copy, params), optimizer), iter(batches)
             for _ in range(steps): state, metrics = step_fn(state, batch_source(it))
             jax.block_until_ready((state, metrics))
-        go()  # compile
-        return best(go, repeat)
+        return go
 
     def fit_of(progress: bool):
         def go():
@@ -80,20 +81,30 @@ def run(kind: str, steps: int, repeat: int, batch_size: int):
             with contextlib.redirect_stderr(io.StringIO()):
                 state, _ = bx.fit(packaged, state, it, steps, log_every=10, progress=progress)
             jax.block_until_ready(state)
-        go()
-        return best(go, repeat)
+        return go
 
-    t_hand_fixed = steps_of(hand, lambda it: fixed)
-    t_pack_fixed = steps_of(packaged, lambda it: fixed)
-    t_loop = steps_of(packaged, next)
-    t_fit = fit_of(False)
-    t_fit_bar = fit_of(True)
-    per = lambda t: f"{t / steps * 1e6:8.0f} us/step"
-    print(f"{kind} (batch {batch_size}, {steps} steps, best of {repeat})")
-    print(f"  1. step, one batch on device   by hand {per(t_hand_fixed)}   train_step {per(t_pack_fixed)}   "
-          f"ratio {t_pack_fixed / t_hand_fixed:.3f}x")
-    print(f"  2. loop over grain batches     by hand {per(t_loop)}   fit {per(t_fit)} (ratio {t_fit / t_loop:.3f}x)"
-          f"   fit + progress bar {per(t_fit_bar)} (ratio {t_fit_bar / t_loop:.3f}x)")
+    runs = {'hand, fixed': steps_of(hand, lambda it: fixed), 'train_step, fixed': steps_of(packaged, lambda it: fixed),
+            'loop': steps_of(packaged, next), 'fit': fit_of(False), 'fit + bar': fit_of(True)}
+    times = paired(runs, repeat)
+    per = lambda name: f"{np.median(times[name]) / steps * 1e6:8.0f} us/step"
+    ratio = lambda a, b: f"{np.median(times[a] / times[b]):.3f}x (IQR {np.subtract(*np.percentile(times[a] / times[b], [75, 25])):.3f})"
+    print(f"{kind} (batch {batch_size}, {steps} steps; medians of {repeat} interleaved rounds, ratios paired per round)")
+    print(f"  1. step, one batch on device   by hand {per('hand, fixed')}   train_step {per('train_step, fixed')}   "
+          f"ratio {ratio('train_step, fixed', 'hand, fixed')}")
+    print(f"  2. loop over grain batches     by hand {per('loop')}   fit {per('fit')} (ratio {ratio('fit', 'loop')})"
+          f"   fit + progress bar {per('fit + bar')} (ratio {ratio('fit + bar', 'loop')})")
+
+def paired(runs: dict, repeat: int) -> dict:
+    "Each run's time in each of `repeat` rounds, the runs in a rotating order (so load drift hits all alike)."
+    for go in runs.values(): go()   # compile
+    names, times = list(runs), {name: [] for name in runs}
+    for r in range(repeat):
+        for name in names[r % len(names):] + names[:r % len(names)]:
+            gc.collect()
+            t = time.perf_counter()
+            runs[name]()
+            times[name].append(time.perf_counter() - t)
+    return {name: np.array(t) for name, t in times.items()}
 
 def data(repeat: int, batch_size: int = 64, count: int = 300):
     import grain
@@ -114,7 +125,7 @@ if __name__ == '__main__':
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     parser.add_argument('--only', choices=['mlp', 'convnet', 'data'])
     parser.add_argument('--steps', type=int, default=300)
-    parser.add_argument('--repeat', type=int, default=5)
+    parser.add_argument('--repeat', type=int, default=9)
     args = parser.parse_args()
     print(f"jax {jax.__version__} on {jax.devices()[0].platform} ({jax.device_count()} devices)")
     for kind, batch_size in (('mlp', 64), ('convnet', 128)):
