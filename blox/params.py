@@ -8,6 +8,7 @@ import builtins, functools, json, threading
 from collections.abc import Mapping
 from typing import Any, Callable, Iterator
 import jax, jax.numpy as jnp, numpy as np
+import jax.export  # `import jax` alone does not load it on older JAX (0.7)
 
 # %% auto #0
 __all__ = ['BloxError', 'PathError', 'LockedError', 'LockStateError', 'StructureError', 'path_str', 'Metadata', 'Param', 'Params']
