@@ -6,7 +6,7 @@
 from __future__ import annotations
 from typing import Any, Mapping
 import jax
-from .params import Params
+from .params import Params, StructureError, path_str
 from .graph import ConfigError
 
 # %% auto #0
@@ -23,5 +23,8 @@ def export_specs(params: Params,         # arrays, or `jax.eval_shape` of them
                           f"axes named in the metadata are {sorted(n for n in named if n)}")
     def spec(key, x):
         names = params[key[0].path].metadata.get('sharding') or (None,) * x.ndim
+        if len(names) != x.ndim:
+            raise StructureError(f"export_specs: the parameter {path_str(key[0].path)!r} has shape {x.shape}, but "
+                                 f"its metadata names {len(names)} axes {names}; give one name (or None) per axis")
         return jax.ShapeDtypeStruct(tuple(sizes.get(n, d) for n, d in zip(names, x.shape)), x.dtype)
     return jax.tree_util.tree_map_with_path(spec, params)
