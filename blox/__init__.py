@@ -22,5 +22,6 @@ from .models import *
 from .training import *
 from .sharding import *
 from .interchange import *
+from .export import *
 __all__ = sorted(name for name, value in globals().items()
                  if not name.startswith('_') and not isinstance(value, _types.ModuleType) and name != 'annotations')

@@ -4,10 +4,11 @@
 
 # %% ../nbs/01_params.ipynb #2d7fab09
 from __future__ import annotations
-import builtins, functools, threading
+import builtins, functools, json, threading
 from collections.abc import Mapping
 from typing import Any, Callable, Iterator
 import jax, jax.numpy as jnp, numpy as np
+import jax.export  # `import jax` alone does not load it on older JAX (0.7)
 
 # %% auto #0
 __all__ = ['BloxError', 'PathError', 'LockedError', 'LockStateError', 'StructureError', 'path_str', 'Metadata', 'Param', 'Params']
@@ -285,6 +286,52 @@ def _flatten_with_keys(params: Params):
 def _unflatten(table: _Table, values) -> Params: return Params._frozen(table, tuple(values))
 
 jax.tree_util.register_pytree_with_keys(Params, _flatten_with_keys, _unflatten, _flatten)
+
+# %% ../nbs/01_params.ipynb #5e71a002
+def _metadata_json(value, path: tuple):
+    "A metadata value as JSON: a tuple becomes a list, nested `Metadata` an object."
+    if value is None or type(value) in (bool, int, str): return value
+    if type(value) is float and np.isfinite(value): return value
+    if type(value) is tuple: return [_metadata_json(v, path) for v in value]
+    if type(value) is Metadata: return {k: _metadata_json(v, path) for k, v in value.items()}
+    raise StructureError(f"the metadata of {path_str(path)!r} holds {value!r} ({type(value).__name__}), which "
+                         "jax.export cannot serialize: store None, a bool, int, finite float or str, or tuples and "
+                         "dicts of them (e.g. str(value)) in metadata")
+
+def _metadata_value(value):
+    "The inverse of `_metadata_json`: a list becomes a tuple, an object `Metadata`."
+    if type(value) is list: return tuple(map(_metadata_value, value))
+    if type(value) is dict: return Metadata({k: _metadata_value(v) for k, v in value.items()})
+    return value
+
+def _table_bytes(table: _Table) -> bytes:
+    "The table as JSON bytes: sorted keys, no spaces, so equal tables give equal bytes."
+    rows = [[list(path), trainable, {k: _metadata_json(v, path) for k, v in meta.items()}]
+            for path, trainable, meta in zip(table.paths, table.trainable, table.metadata)]
+    text = json.dumps({'format': 1, 'locked': table.locked, 'params': rows}, sort_keys=True, separators=(',', ':'))
+    return text.encode()
+
+def _table_from_bytes(data: bytes) -> _Table:
+    saved = json.loads(data)
+    if saved.get('format') != 1: raise StructureError(f"unknown format of serialized Params: {saved.get('format')!r}")
+    metadata = tuple(_metadata_value(meta) if meta else _NO_METADATA for _, _, meta in saved['params'])
+    return _Table(tuple(tuple(path) for path, _, _ in saved['params']),
+                  tuple(trainable for _, trainable, _ in saved['params']), metadata, saved['locked'])
+
+# %% ../nbs/01_params.ipynb #5e71a004
+def _register_serialization(cls: type, name: str, serialize: Callable, deserialize: Callable):
+    "Register `cls` with `jax.export` as `name`; a class defined again (a notebook rerun) takes the name over."
+    try:
+        from jax._src.export import _export  # the registries: jax has no public way to replace an entry
+        old = _export.deserialization_registry.get(name, (None,))[0]
+        if old is cls: return
+        if old is not None and old.__qualname__ == cls.__qualname__:
+            _export.serialization_registry.pop(old, None); del _export.deserialization_registry[name]
+    except (ImportError, AttributeError): pass
+    jax.export.register_pytree_node_serialization(cls, serialized_name=name, serialize_auxdata=serialize,
+                                                  deserialize_auxdata=deserialize)
+
+_register_serialization(Params, 'blox.Params', _table_bytes, _table_from_bytes)
 
 # %% ../nbs/01_params.ipynb #65892eb7
 @patch
