@@ -21,5 +21,6 @@ from .recurrent import *
 from .models import *
 from .training import *
 from .sharding import *
+from .interchange import *
 __all__ = sorted(name for name, value in globals().items()
                  if not name.startswith('_') and not isinstance(value, _types.ModuleType) and name != 'annotations')
