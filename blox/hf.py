@@ -4,15 +4,16 @@
 
 # %% ../nbs/06a_hf.ipynb #3b81937b
 from __future__ import annotations
-import inspect, json, math, re
+import inspect, json
 from pathlib import Path
 from typing import Callable, Mapping
-import jax, jax.numpy as jnp, numpy as np
+import jax, jax.numpy as jnp
 from safetensors import safe_open
-from safetensors.numpy import save_file
-from .params import Params, StructureError, path_str
+from .params import Params, path_str
 from .graph import ConfigError, Graph, Rng
 from .models import TransformerLM
+from .sharding import shardings
+from .interchange import KeyMap, Rule, load_safetensors, save_safetensors
 
 # %% auto #0
 __all__ = ['FAMILIES', 'ACTIVATIONS', 'gelu_exact', 'read_config', 'family', 'model_options', 'key_map', 'load', 'to_config',
@@ -85,7 +86,7 @@ def _llama_options(c: Mapping) -> dict:
                      f"TransformerLM's width is num_heads * head_dim")
     bias = c.get('attention_bias', False)
     if c.get('mlp_bias', False) != bias:
-        raise _error(f"attention_bias={bias!r} with mlp_bias={c.get('mlp_bias')!r}: TransformerLM has one use_bias for both")
+        raise _error(f"attention_bias={bias!r} with mlp_bias={c.get('mlp_bias', False)!r}: TransformerLM has one use_bias for both")
     return dict(num_embeddings=_get(c, 'vocab_size'), depth=_get(c, 'num_hidden_layers'), num_heads=heads,
                 head_dim=head_dim, hidden_features=_get(c, 'intermediate_size'),
                 num_kv_heads=c.get('num_key_value_heads') or heads, rotary_max_wavelength=_rope_theta(c), norm='rms',
@@ -99,11 +100,11 @@ def model_options(config: Mapping # a Hugging Face config: `read_config(director
 
 # %% ../nbs/06a_hf.ipynb #bbf696c7
 def _gpt2_rules(options: dict, prefix: str) -> list:
-    p, b = prefix, 'blocks/block/'
+    p, b, qkv = prefix, 'blocks/block/', ('query', 'key', 'value')
     rules = [(f'{p}wte.weight', 'embed/embedding'), (f'{p}wpe.weight', 'pos_embed/embedding'),
              (f'{p}ln_f.weight', 'norm/scale'), (f'{p}ln_f.bias', 'norm/bias'),
-             (f'{p}h.{{i}}.attn.c_attn.weight', [f'{b}attn/{n}/kernel' for n in ('query', 'key', 'value')], 'e (h d) -> e h d', 1),
-             (f'{p}h.{{i}}.attn.c_attn.bias', [f'{b}attn/{n}/bias' for n in ('query', 'key', 'value')], '(h d) -> h d', 0),
+             Rule(f'{p}h.{{i}}.attn.c_attn.weight', [f'{b}attn/{n}/kernel' for n in qkv], 'e (h d) -> e h d', axis=1),
+             Rule(f'{p}h.{{i}}.attn.c_attn.bias', [f'{b}attn/{n}/bias' for n in qkv], '(h d) -> h d', axis=0),
              (f'{p}h.{{i}}.attn.c_proj.weight', f'{b}attn/out/kernel', '(h d) e -> h d e'),
              (f'{p}h.{{i}}.attn.c_proj.bias', f'{b}attn/out/bias')]
     for theirs, ours in (('ln_1', 'attn_norm'), ('ln_2', 'mlp_norm')):
@@ -136,85 +137,13 @@ def _ignored(kind: str, options: dict, prefix: str) -> list[str]:
 
 def key_map(config: Mapping,           # a Hugging Face GPT-2 or Llama config
             prefix: str | None = None  # the checkpoint's key prefix (default: what `save_pretrained` writes)
-           ) -> tuple[list, list]:
-    "`(rules, ignore)`: how a checkpoint's tensors map onto `TransformerLM`'s params, and which keys it may skip."
+           ) -> KeyMap:
+    "How a GPT-2 or Llama checkpoint's tensors map onto `TransformerLM`'s params (below the model's path)."
     kind, options = family(config), model_options(config)
     prefix = ('transformer.' if kind == 'gpt2' else 'model.') if prefix is None else prefix
     rules = (_gpt2_rules if kind == 'gpt2' else _llama_rules)(options, prefix)
     if not options['tie_embeddings']: rules.append(('lm_head.weight', 'head/kernel', 'v e -> e v'))
-    return rules, _ignored(kind, options, prefix)
-
-# %% ../nbs/06a_hf.ipynb #ff8d306c
-def _groups(side: str) -> list[tuple[str, ...]]:
-    "`'(h d) e'` as `[('h', 'd'), ('e',)]`: the axis names of each array axis."
-    return [tuple(m[0].strip('()').split()) for m in re.finditer(r'\([^)]*\)|\w+', side)]
-
-def _layout(layout: str | None, shape) -> tuple:
-    "The file side's groups, the flat names of both sides and each name's size, from the parameter's `shape`."
-    file, param = (_groups(s) for s in layout.split('->'))
-    sizes = {g[0]: n for g, n in zip(param, shape)}
-    return file, [n for g in file for n in g], [n for g in param for n in g], sizes
-
-def _to_param(x: np.ndarray, layout: str | None, shape) -> np.ndarray:
-    "A file tensor in the parameter's layout and `shape`."
-    if layout is None: return x.reshape(shape)
-    file, flat_file, flat_param, sizes = _layout(layout, shape)
-    x = x.reshape([sizes[n] for n in flat_file])
-    return x.transpose([flat_file.index(n) for n in flat_param]).reshape(shape)
-
-def _to_file(x: np.ndarray, layout: str | None) -> np.ndarray:
-    "A parameter's value in the file's layout: `_to_param` backwards."
-    if layout is None: return x
-    file, flat_file, flat_param, sizes = _layout(layout, x.shape)
-    x = x.transpose([flat_param.index(n) for n in flat_file])
-    return x.reshape([math.prod(sizes[n] for n in g) for g in file])
-
-def _expand(rule, depth: int):
-    "`(params, layout, axis, [(layer, file key), ...])` of a rule: one key per layer where the key holds `{i}`."
-    file, param, layout, axis = (tuple(rule) + (None, None))[:4]
-    params = [param] if isinstance(param, str) else list(param)
-    layers = list(range(depth)) if '{i}' in file else [None]
-    return params, layout, axis, [(i, file.replace('{i}', str(i))) for i in layers]
-
-# %% ../nbs/06a_hf.ipynb #cd09173c
-def _read(files: list[Path], shapes: dict, rules: list, ignore: list, depth: int) -> dict:
-    "`{param path: array}` from the `.safetensors` `files` by `rules`, checked against the params' `shapes`."
-    tensors = {}
-    for f in files:
-        with safe_open(str(f), framework='numpy') as h:
-            for k in h.keys(): tensors[k] = h.get_tensor(k)
-    out, used, problems = {}, set(), []
-    for rule in rules:
-        params, layout, axis, keys = _expand(rule, depth)
-        per = {p: [] for p in params}
-        for i, key in keys:
-            if key not in tensors: problems.append(f"missing {key!r} (for {', '.join(params)})"); continue
-            used.add(key)
-            x = tensors[key]
-            if len(params) > 1 and x.shape[axis] % len(params): problems.append(f"{key!r} {list(x.shape)} does not split in {len(params)} on axis {axis}"); continue
-            for p, part in zip(params, np.split(x, len(params), axis=axis) if len(params) > 1 else [x]):
-                shape = shapes[p][1:] if i is not None else shapes[p]
-                try: per[p].append(_to_param(part, layout, shape))
-                except (ValueError, KeyError): problems.append(f"{key!r} {list(part.shape)} does not fit {p!r} {list(shape)} (layout {layout!r})")
-        for p in params:
-            if len(per[p]) == len(keys): out[p] = np.stack(per[p]) if keys[0][0] is not None else per[p][0]
-    skip = [re.compile(re.escape(g).replace(re.escape('{i}'), r'\d+') + '$') for g in ignore]
-    problems += [f"unexpected {k!r}: no rule maps it" for k in tensors if k not in used and not any(s.match(k) for s in skip)]
-    named = {p for rule in rules for p in _expand(rule, depth)[0]}
-    problems += [f"no rule fills {p!r}" for p in shapes if p not in named]
-    if problems:
-        raise StructureError(f"blox.hf.load: {len(problems)} problem(s) between the checkpoint and the model:\n  " + '\n  '.join(problems))
-    return out
-
-def _write(values: dict, rules: list, depth: int) -> dict:
-    "`{file key: array}` of `values` (`{param path: array}`): `_read` backwards."
-    tensors = {}
-    for rule in rules:
-        params, layout, axis, keys = _expand(rule, depth)
-        for i, key in keys:
-            parts = [_to_file(values[p] if i is None else values[p][i], layout) for p in params]
-            tensors[key] = np.ascontiguousarray(np.concatenate(parts, axis=axis) if len(parts) > 1 else parts[0])
-    return tensors
+    return KeyMap(rules, ignore=_ignored(kind, options, prefix))
 
 # %% ../nbs/06a_hf.ipynb #8efc9c17
 def _checkpoint_prefix(kind: str, keys: list[str]) -> str:
@@ -245,21 +174,11 @@ def load(directory,                   # a Hugging Face checkpoint: config.json a
     elif rng is None: raise _error("pass rng=bx.Rng(graph.root / 'rng') (or any Rng of that graph) with graph=")
     model = TransformerLM(graph, **options, param_dtype=param_dtype, rng=rng)
     shapes = jax.eval_shape(lambda: model(rng.seed(Params(), seed), jnp.zeros((1, 1), jnp.int32), is_training=False)[1])
-    n = len(model.path)
-    mine = {path_str(path[n:]): p.value.shape for path, p in shapes.items() if path[:n] == model.path}
-    files = _safetensors_files(directory)
-    keys = [k for f in files for k in safe_open(str(f), framework='numpy').keys()]
-    rules_, ignore = key_map(config, _checkpoint_prefix(kind, keys))
-    values = _read(files, mine, rules_, ignore, options['depth'])
-    params = rng.seed(Params(), seed)
-    for rel, value in values.items():
-        path = model.path + tuple(rel.split('/'))
-        p = shapes[path]
-        params = params.set(path, jnp.asarray(value, p.value.dtype), trainable=p.trainable, metadata=p.metadata)
-    if mesh is not None:
-        from blox.sharding import shardings
-        params = jax.device_put(params, shardings(params, mesh, rules))
-    return model, params
+    target, _ = shapes.split(lambda path, p: path[:len(model.path)] == model.path)  # the weights, not the Rng
+    keys = [k for f in _safetensors_files(directory) for k in safe_open(str(f), framework='numpy').keys()]
+    params = load_safetensors(directory, target, key_map(config, _checkpoint_prefix(kind, keys)),
+                              prefix=path_str(model.path), shardings=None if mesh is None else shardings(target, mesh, rules))
+    return model, rng.seed(params, seed)
 
 # %% ../nbs/06a_hf.ipynb #de7fedf8
 def _options_of(model: TransformerLM) -> dict:
@@ -296,13 +215,11 @@ def save(directory,             # where to write config.json and model.safetenso
          params: Params         # its weights
         ) -> Path:
     "Write `model`'s config and `params` as a Hugging Face checkpoint that `from_pretrained` and `load` read."
-    config = to_config(model)
-    rules, _ = key_map(config)
-    n = len(model.path)
-    values = {path_str(path[n:]): np.asarray(p.value) for path, p in params.items() if path[:n] == model.path}
-    tensors = _write(values, rules, model_options(config)['depth'])
+    config, n = to_config(model), len(model.path)
+    weights, _ = params.split(lambda path, p: path[:n] == model.path and p.trainable)  # not a KV cache, not the Rng
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
-    save_file(tensors, str(directory / 'model.safetensors'), metadata={'format': 'pt'})
+    save_safetensors(directory / 'model.safetensors', weights, key_map(config), prefix=path_str(model.path),
+                     metadata={'format': 'pt'})   # what from_pretrained looks for
     (directory / 'config.json').write_text(json.dumps(config, indent=2))
     return directory
