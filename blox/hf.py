@@ -216,10 +216,12 @@ def save(directory,             # where to write config.json and model.safetenso
         ) -> Path:
     "Write `model`'s config and `params` as a Hugging Face checkpoint that `from_pretrained` and `load` read."
     config, n = to_config(model), len(model.path)
-    weights, _ = params.split(lambda path, p: path[:n] == model.path and p.trainable)  # not a KV cache, not the Rng
+    weights_map = key_map(config)
+    names = {name for rule in weights_map.rules for name in rule.param}     # not a KV cache, not the Rng
+    weights, _ = params.split(lambda path, p: path[:n] == model.path and path_str(path[n:]) in names)
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
-    save_safetensors(directory / 'model.safetensors', weights, key_map(config), prefix=path_str(model.path),
+    save_safetensors(directory / 'model.safetensors', weights, weights_map, prefix=path_str(model.path),
                      metadata={'format': 'pt'})   # what from_pretrained looks for
     (directory / 'config.json').write_text(json.dumps(config, indent=2))
     return directory
