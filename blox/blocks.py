@@ -101,9 +101,11 @@ class TransformerBlock(Layer):
                  *, is_causal: bool,                 # causal self-attention (a decoder) or not (an encoder)?
                  num_kv_heads: int | None = None,    # key/value heads, dividing num_heads (default: num_heads)
                  norm: str = 'rms',                  # 'rms' or 'layer', before each sublayer
+                 norm_epsilon: float = 1e-6,         # the norms' epsilon (GPT-2: 1e-5; Llama: its rms_norm_eps)
                  gated: bool = True,                 # a gated MLP (SwiGLU with silu)
                  activation: Callable = jax.nn.silu, # the MLP's activation
                  rotary: bool = True,                # rotary positions on queries and keys
+                 rotary_max_wavelength: float = 10_000.0, # the longest rotary wavelength (Hugging Face: rope_theta)
                  qk_norm: str | None = None,         # None, 'rms' or 'layer': normalise q and k per head
                  use_bias: bool = False,             # biases in the projections?
                  dropout_rate: float = 0.0,          # dropout on each residual branch, in training
@@ -118,6 +120,8 @@ class TransformerBlock(Layer):
                    f"is_causal must be True (a decoder: each position sees the earlier ones) or False (an encoder: "
                    f"every position sees all), got {is_causal!r}")
         self.check(norm in ('rms', 'layer'), f"norm must be 'rms' or 'layer', got {norm!r}")
+        for name, value in (('norm_epsilon', norm_epsilon), ('rotary_max_wavelength', rotary_max_wavelength)):
+            self.check(_is_number(value) and value > 0, f"{name} must be a positive number, got {value!r}")
         self.is_causal = bool(is_causal)
         for name, rate in (('dropout_rate', dropout_rate), ('drop_path_rate', drop_path_rate)):
             self.check(_is_number(rate) and 0 <= rate < 1, f"{name} must be a number in [0, 1), got {rate!r}")
@@ -126,10 +130,11 @@ class TransformerBlock(Layer):
         self.width = num_heads * head_dim if _positive_int(num_heads) and _positive_int(head_dim) else None
         dtypes = dict(compute_dtype=compute_dtype, param_dtype=param_dtype)
         make_norm = RMSNorm if norm == 'rms' else LayerNorm
-        self.attn_norm = make_norm(graph / 'attn_norm', **dtypes)
+        self.attn_norm = make_norm(graph / 'attn_norm', epsilon=norm_epsilon, **dtypes)
         self.attn = MultiHeadAttention(graph / 'attn', num_heads, head_dim, num_kv_heads=num_kv_heads,
-                                       rotary=rotary, qk_norm=qk_norm, use_bias=use_bias, rng=rng, **dtypes)
-        self.mlp_norm = make_norm(graph / 'mlp_norm', **dtypes)
+                                       rotary=rotary, rotary_max_wavelength=rotary_max_wavelength,
+                                       qk_norm=qk_norm, use_bias=use_bias, rng=rng, **dtypes)
+        self.mlp_norm = make_norm(graph / 'mlp_norm', epsilon=norm_epsilon, **dtypes)
         self.mlp = MLP(graph / 'mlp', hidden_features, self.width, activation=activation, gated=gated,
                        use_bias=use_bias, rng=rng, **dtypes)
         self.dropout = Dropout(graph / 'dropout', dropout_rate, rng=rng) if dropout_rate else None

@@ -5,13 +5,13 @@
 # %% ../nbs/03f_models.ipynb #6ea14d71
 from __future__ import annotations
 import math
-from typing import Mapping, Sequence
-import jax, jax.numpy as jnp
+from typing import Callable, Mapping, Sequence
+import jax, jax.numpy as jnp, numpy as np
 from .params import Params
 from .graph import Graph, InputError, Rng
 from .layers import Embed, Layer, Linear, _default_metadata, _logical, _positive_int
 from .conv import Conv, GlobalPool, MaxPool
-from .norm import GroupNorm, RMSNorm
+from .norm import GroupNorm, LayerNorm, RMSNorm
 from .blocks import Sequential, Stack, TransformerBlock
 
 # %% auto #0
@@ -44,6 +44,15 @@ class TransformerLM(Layer):
                  head_dim: int = 16,                  # size of each head; the width is num_heads * head_dim
                  hidden_features: int | None = None,  # hidden size of each MLP (default: 4 * width)
                  num_kv_heads: int | None = None,     # key/value heads (default: num_heads)
+                 positions: str = 'rotary',           # 'rotary' (in each attention) or 'learned' (added to the embeddings)
+                 max_length: int | None = None,       # with positions='learned': the rows of the position table
+                 rotary_max_wavelength: float = 10_000.0, # the longest rotary wavelength (Hugging Face: rope_theta)
+                 norm: str = 'rms',                   # 'rms' or 'layer': every norm, the final one included
+                 norm_epsilon: float = 1e-6,          # the norms' epsilon
+                 gated: bool = True,                  # a gated MLP (SwiGLU with silu) or a plain one
+                 activation: Callable = jax.nn.silu,  # the MLP's activation (GPT-2: jax.nn.gelu, its tanh form)
+                 use_bias: bool = False,              # biases in every projection (GPT-2) or none (Llama)
+                 tie_embeddings: bool = True,         # logits from the embedding table, or from a separate `head`
                  dropout_rate: float = 0.0,           # dropout on each residual branch, in training
                  remat: bool = False,                 # recompute each block in the backward pass (less memory)
                  compute_dtype=None,                  # dtype of the computation (default: the graph's policy)
@@ -54,15 +63,32 @@ class TransformerLM(Layer):
                          metadata=metadata)
         self.check(_positive_int(num_heads) and _positive_int(head_dim),
                    f"num_heads and head_dim must be positive ints, got {num_heads!r} and {head_dim!r}")
+        self.check(norm in ('rms', 'layer'), f"norm must be 'rms' or 'layer', got {norm!r}")
+        self.check(positions in ('rotary', 'learned'), f"positions must be 'rotary' or 'learned', got {positions!r}")
+        if positions == 'learned':
+            self.check(_positive_int(max_length), f"positions='learned' needs max_length, the rows of its "
+                                                  f"position table, as a positive int; got {max_length!r}")
+        else: self.check(max_length is None, f"max_length sizes the table of positions='learned'; rotary "
+                                             f"positions have no table, so leave it None (got {max_length!r})")
+        self.check(isinstance(tie_embeddings, (bool, np.bool_)), f"tie_embeddings must be True or False, got {tie_embeddings!r}")
+        self.positions, self.max_length, self.tie_embeddings = positions, max_length, bool(tie_embeddings)
         width = num_heads * head_dim
         dtypes = dict(compute_dtype=compute_dtype, param_dtype=param_dtype)
         self.embed = Embed(graph / 'embed', num_embeddings, width, rng=rng, **dtypes)
-        def block(node): return TransformerBlock.decoder(node, num_heads, head_dim, hidden_features or 4 * width,
-                                                         num_kv_heads=num_kv_heads, dropout_rate=dropout_rate,
-                                                         rng=rng, **dtypes)
+        self.pos_embed = (Embed(graph / 'pos_embed', max_length, width, rng=rng, **dtypes)
+                          if positions == 'learned' else None)
+        def block(node): return TransformerBlock.decoder(
+            node, num_heads, head_dim, hidden_features or 4 * width, num_kv_heads=num_kv_heads,
+            rotary=positions == 'rotary', rotary_max_wavelength=rotary_max_wavelength, norm=norm,
+            norm_epsilon=norm_epsilon, gated=gated, activation=activation, use_bias=use_bias,
+            dropout_rate=dropout_rate, rng=rng, **dtypes)
         self.blocks = Stack(graph / 'blocks', block, depth, rng=rng, remat=remat)
-        self.norm = RMSNorm(graph / 'norm', **dtypes)
-        _default_metadata(self, {'norm/scale': _logical('embed')})
+        self.norm = (RMSNorm if norm == 'rms' else LayerNorm)(graph / 'norm', epsilon=norm_epsilon, **dtypes)
+        self.head = None if self.tie_embeddings else Linear(graph / 'head', num_embeddings, use_bias=False, rng=rng,
+                                                             **dtypes)
+        _default_metadata(self, {'norm/scale': _logical('embed'), **({'norm/bias': _logical('embed')} if norm == 'layer' else {}),
+                                 **({'pos_embed/embedding': _logical(None, 'embed')} if self.pos_embed else {}),
+                                 **({} if self.tie_embeddings else {'head/kernel': _logical('embed', 'vocab')})})
 
     def init_cache(self,
                    params: Params,      # initialised params of the model
@@ -71,7 +97,21 @@ class TransformerLM(Layer):
                    *, dtype=jnp.float32 # dtype of the cached keys and values
                   ) -> Params:
         "Params with an empty KV cache in every layer, for decoding with `decode=True`."
+        if self.pos_embed is not None and _positive_int(max_length) and max_length > self.max_length:
+            raise self.error(InputError, f"a cache of max_length={max_length} holds more positions than the "
+                                         f"model's learned position table ({self.max_length}); pass at most that")
         return self.blocks.init_cache(params, batch_size, max_length, dtype=dtype)
+
+    def _positions(self, params: Params, ids: jax.Array, decode: bool) -> jax.Array:
+        "The position of each new token: 0, 1, ... or, decoding, after what each row's cache holds."
+        batch, time = ids.shape
+        if not decode and time > self.max_length:
+            raise self.error(InputError, f"{time} tokens do not fit the learned position table of "
+                                         f"max_length={self.max_length}")
+        index = params.get(self.blocks.block.attn.path + ('cache_index',))  # [depth, batch], same in every layer
+        if not decode or index is None or index.value.shape[-1:] != (batch,):
+            return jnp.arange(time)[None]                 # without a usable cache the blocks say what is wrong
+        return index.value[0][:, None] + jnp.arange(time)
 
     def __call__(self,
                  params: Params,                  # the weights (and the caches, when decoding)
@@ -83,6 +123,9 @@ class TransformerLM(Layer):
         "`(logits, params)`: ids [batch, time] -> logits [batch, time, num_embeddings]."
         if ids.ndim != 2: raise self.error(InputError, f"takes ids as [batch, time], got shape {ids.shape}")
         x, params = self.embed(params, ids)
+        if self.pos_embed is not None:
+            p, params = self.pos_embed(params, self._positions(params, ids, decode))
+            x = x + p
         x, params = self.blocks(params, x, is_training=is_training, decode=decode, lengths=lengths)
         x, params = self.norm(params, x)
-        return self.embed.attend(params, x)
+        return self.embed.attend(params, x) if self.head is None else self.head(params, x)
