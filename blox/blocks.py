@@ -211,11 +211,14 @@ class Stack(Module):
                  make_block: Callable[[Graph], Module], # builds the block at the node it is given
                  depth: int,                            # number of layers
                  *, rng: Rng | None = None,             # the block's Rng: layer i is initialised from seed + i
-                 remat: bool | Callable = False):       # True or a jax.checkpoint policy: recompute in backward
+                 remat: bool | Callable = False,        # True or a jax.checkpoint policy: recompute in backward
+                 unroll: int | bool = 1):               # layers per scan step; True: all (a loop's speed and compile time)
         self.check(_positive_int(depth), f"depth must be a positive int, got {depth!r}")
+        self.check(unroll is True or _positive_int(unroll),
+                   f"unroll must be a positive int (layers per scan step) or True (all of them), got {unroll!r}")
         self.check(callable(make_block), f"make_block must be a function of a graph node, got {make_block!r}")
         self.check(rng is None or isinstance(rng, Rng), f"rng must be a bx.Rng (or None), got {rng!r}")
-        self.depth, self.rng, self.remat = int(depth), rng, remat
+        self.depth, self.rng, self.remat, self.unroll = int(depth), rng, remat, unroll
         self.block = make_block(graph / 'block')
         self.check(isinstance(self.block, Module) and self.block.path == graph.path + ('block',),
                    f"make_block must build a module at the node it is given ({path_str(graph.path + ('block',))!r}), "
@@ -298,7 +301,7 @@ def _stack_scan(self: Stack, params: Params, x, arrays: list, static: tuple) -> 
         layer, rest = new.split(self._in_block)
         return (y, rest), layer
     if self.remat: body = jax.checkpoint(body, policy=None if self.remat is True else self.remat, prevent_cse=False)
-    (x, rest), layers = jax.lax.scan(body, (x, rest), layers, length=self.depth)  # length: blocks without params
+    (x, rest), layers = jax.lax.scan(body, (x, rest), layers, length=self.depth, unroll=self.unroll)  # length: blocks without params
     return x, rest.merge(layers)
 
 @patch
