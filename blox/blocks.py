@@ -313,7 +313,7 @@ def init_cache(self: Stack,
     "Params with one cache per layer, stacked on the leading [depth] axis: the block's `init_cache`, `depth` times."
     if not hasattr(self.block, 'init_cache'):
         raise self.error(InputError, f"its block, a {type(self.block).__name__}, has no init_cache")
-    if not any(self._in_block(path) for path, p in params.items() if p.trainable):
+    if not any(self._in_block(path) and path[-1] not in MultiHeadAttention.param_names for path in params.keys()):  # weights, frozen or not
         raise self.error(InputError, "the stack has no parameters yet: call it once to create them, then init_cache")
     one = self.block.init_cache(Params(), *args, **kwargs)
     stacked = _stacked_axes(jax.tree.map(lambda v: jnp.broadcast_to(v, (self.depth,) + v.shape), one))
