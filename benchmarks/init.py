@@ -1,46 +1,94 @@
-"""Creating a model's parameters: blox's eager init, blox's init under `jax.jit`, and raw JAX making the same arrays
-with the same initialisers: `python benchmarks/init.py` (times printed, never asserted).
+"""Creating a model's parameters: raw JAX, blox's first call (eager init: the forward pass creates each parameter as it
+reaches it) and `Module.init` (an abstract pass, then only the initialisers): `python benchmarks/init.py`.
+Times are printed, never asserted.
 
-The model: `bx.TransformerLM(vocab 128, depth 2, 4 heads of 16, width 64)`. Raw JAX: one `jax.random.split` and
-one initialiser call per array, into a dict, eagerly and under `jax.jit`. `first` is the first call in this process
-(tracing and compiling included, after a warm-up of JAX itself on another model); `warm` is the median of later calls.
-blox under `jax.jit` is checked to give the eager init's keys bit for bit and its floats within a few float32 ulps
-(JAX promises the same random bits under `jax.jit`, not the same rounding of the floats made from them)."""
-import statistics, time
+Models: a 2-block Transformer built from separate `TransformerBlock`s (not `bx.Stack`), MLPs of 100, 1000 and 10000
+`Linear(32)` layers (200, 2k, 20k arrays) and a ConvNet (two 3x3 convolutions, global pooling, a dense head). Raw JAX:
+one `jax.random.split` and one initialiser per array (lecun_normal for kernels, zeros/ones for the rest), eagerly.
+`warm`: rounds interleave the variants in a rotating order; the ratio is the median over rounds of (variant / raw) in
+the same round. `first`: the first call in a fresh process after a warm-up of JAX itself, the variants' processes
+interleaved; the ratio is the median of (variant / raw) over process rounds. `--only NAME,...` picks models;
+`--rounds`, `--processes` set the repetitions. Run it with PYTHONPATH pointing at another checkout for a before/after
+(a blox without `Module.init` skips that variant)."""
+import argparse, os, statistics, subprocess, sys, time
 import jax, jax.numpy as jnp, numpy as np
 import blox as bx
 
-def timed(fn, repeat: int = 20) -> tuple[float, float]:
-    t = time.perf_counter(); jax.block_until_ready(fn()); first = time.perf_counter() - t
-    times = []
-    for _ in range(repeat):
-        t = time.perf_counter(); jax.block_until_ready(fn()); times.append(time.perf_counter() - t)
-    return first, statistics.median(times)
+WIDTH = 32
 
-def model(vocab=128, depth=2, heads=4, head_dim=16):
-    graph = bx.Graph('lm')
-    rng = bx.Rng(graph / 'rng')
-    lm = bx.TransformerLM(graph / 'model', vocab, depth=depth, num_heads=heads, head_dim=head_dim, rng=rng)
-    def init(seed=0): return lm(rng.seed(bx.Params(), seed=seed), jnp.zeros((1, 8), jnp.int32), is_training=False)[1]
-    return init
+def build(name):
+    "`(model, rng, inputs, options)` of the model called `name`."
+    graph = bx.Graph(name.split()[0])
+    rng, node = bx.Rng(graph / 'rng'), graph / 'model'
+    if name == 'transformer':
+        layers = [bx.Embed(node / 'embed', 128, 64, rng=rng)]
+        layers += [bx.TransformerBlock.decoder(node / f'block{i}', 4, 16, 256, rng=rng) for i in range(2)]
+        model = bx.Sequential(node, layers + [bx.RMSNorm(node / 'norm')])
+        return model, rng, (jnp.zeros((1, 8), jnp.int32),), {'is_training': False}
+    if name == 'convnet':
+        model = bx.Sequential(node, [bx.Conv(node / 'conv0', 32, (3, 3), rng=rng), jax.nn.relu, bx.Conv(node / 'conv1', 64, (3, 3), rng=rng),
+                                     jax.nn.relu, bx.GlobalPool(node / 'pool'), bx.Linear(node / 'head', 10, rng=rng)])
+        return model, rng, (jnp.zeros((1, 16, 16, 3)),), {}
+    depth = int(name.split()[1])
+    model = bx.Sequential(node, [f for i in range(depth) for f in (bx.Linear(node / f'layer{i}', WIDTH, rng=rng), jnp.tanh)])
+    return model, rng, (jnp.zeros((1, WIDTH)),), {}
+
+def variants(name):
+    "`{variant: function making the params}`; `raw` makes arrays of the same shapes with the same initialisers."
+    model, rng, inputs, options = build(name)
+    shapes = [(p.value.shape, p.value.dtype) for path, p in jax.eval_shape(lambda: model(rng.seed(bx.Params(), 0), *inputs, **options)[1]).items()
+              if path[:len(rng.path)] != rng.path]
+    normal = jax.nn.initializers.lecun_normal()
+    def raw():
+        keys = jax.random.split(jax.random.key(0), len(shapes))
+        return [normal(key, s, d) if len(s) > 1 else jnp.zeros(s, d) for key, (s, d) in zip(keys, shapes)]
+    fns = {'raw': raw, 'first call': lambda: model(rng.seed(bx.Params(), 0), *inputs, **options)[1]}
+    if hasattr(bx.Module, 'init'): fns['Module.init'] = lambda: model.init(rng.seed(bx.Params(), 0), *inputs, **options)
+    return fns, len(shapes)
+
+def once(fn) -> float:
+    t = time.perf_counter(); jax.block_until_ready(fn()); return time.perf_counter() - t
+
+CHILD = """import sys, time
+sys.path.insert(0, {here!r})
+import jax, init
+jax.block_until_ready(jax.jit(lambda a: a * 2)(jax.numpy.ones(3)))  # JAX's own first-use costs, paid before
+fn = init.variants({name!r})[0][{variant!r}]
+print(init.once(fn))"""
+
+def first(name, variant) -> float:
+    "Seconds of the first call of `variant` in a fresh Python process."
+    code = CHILD.format(here=os.path.dirname(os.path.abspath(__file__)), name=name, variant=variant)
+    return float(subprocess.run([sys.executable, '-c', code], check=True, capture_output=True, text=True).stdout.split()[-1])
+
+def report(name, arrays, kind, times):
+    for variant, t in times.items():
+        ratios = [a / b for a, b in zip(t, times['raw'])]
+        print(f"  {name:<12} {arrays:6d} arrays  {kind:<6} {variant:<12} {statistics.median(t) * 1e3:10.2f} ms  "
+              f"{statistics.median(ratios):6.2f}x raw  (q1 {np.percentile(ratios, 25):.2f}, q3 {np.percentile(ratios, 75):.2f})", flush=True)
 
 if __name__ == '__main__':
-    print(f"jax {jax.__version__} on {jax.devices()[0].platform}")
-    jax.block_until_ready(jax.jit(model(vocab=64, depth=1))())   # JAX's own first-use costs, paid elsewhere
-    init = model()
-    shapes = {k: (p.value.shape, p.value.dtype) for k, p in jax.eval_shape(init).items()
-              if jnp.issubdtype(p.value.dtype, jnp.floating)}
-    normal = jax.nn.initializers.lecun_normal()
-    def raw(seed=0):
-        keys = jax.random.split(jax.random.key(seed), len(shapes))
-        return {'/'.join(k): normal(key, s, d) if len(s) > 1 else jnp.ones(s, d) for key, (k, (s, d)) in zip(keys, shapes.items())}
-    rows = {'raw JAX, eager': timed(raw), 'raw JAX, jax.jit': timed(jax.jit(raw)),
-            'blox, eager': timed(init), 'blox, jax.jit': timed(jax.jit(model()))}
-    eager = init()
-    pairs = [(np.asarray(a), np.asarray(b)) for a, b in zip(jax.tree.leaves(jax.jit(init)()), jax.tree.leaves(eager))]
-    assert all(np.array_equal(a, b) for a, b in pairs if not np.issubdtype(a.dtype, np.floating))  # seed, counter
-    ulp = max(np.testing.assert_array_max_ulp(a, b, 16).max() for a, b in pairs if np.issubdtype(a.dtype, np.floating))
-    print(f"{len(eager)} arrays; blox under jax.jit gives the eager values to within {ulp:.0f} float32 ulp")
-    base = rows['raw JAX, eager'][1]
-    for name, (first, warm) in rows.items():
-        print(f"{name:>18}: first {first * 1e3:8.1f} ms   warm {warm * 1e3:8.2f} ms = {warm / base:6.2f}x raw eager")
+    parser = argparse.ArgumentParser()
+    parser.add_argument('--only', default='transformer,mlp 100,mlp 1000,mlp 10000,convnet')
+    parser.add_argument('--rounds', type=int, default=9)
+    parser.add_argument('--processes', type=int, default=5)
+    args = parser.parse_args()
+    print(f"jax {jax.__version__} on {jax.devices()[0].platform}, blox from {os.path.dirname(bx.__file__)}")
+    for name in args.only.split(','):
+        fns, arrays = variants(name)
+        out = {v: fn() for v, fn in fns.items() if v != 'raw'}
+        if len(out) == 2:  # what init makes is what the first call makes, bit for bit
+            a, b = (jax.tree.leaves(p) for p in out.values())
+            assert all(np.array_equal(jax.random.key_data(x) if jnp.issubdtype(x.dtype, jax.dtypes.prng_key) else x,
+                                      jax.random.key_data(y) if jnp.issubdtype(y.dtype, jax.dtypes.prng_key) else y) for x, y in zip(a, b))
+        rounds = max(3, args.rounds // (1 + arrays // 2000))  # fewer rounds of the big models
+        warm = {v: [] for v in fns}
+        for r in range(rounds):
+            order = list(fns)[r % len(fns):] + list(fns)[:r % len(fns)]
+            for v in order: warm[v].append(once(fns[v]))
+        report(name, arrays, 'warm', warm)
+        cold = {v: [] for v in fns}
+        for r in range(max(3, args.processes // (1 + arrays // 2000))):
+            order = list(fns)[r % len(fns):] + list(fns)[:r % len(fns)]
+            for v in order: cold[v].append(first(name, v))
+        report(name, arrays, 'first', cold)

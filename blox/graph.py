@@ -7,7 +7,7 @@ from __future__ import annotations
 import dataclasses, functools, inspect, math, types
 from collections.abc import Mapping
 from typing import Any, Callable, Iterator, Sequence
-import jax, jax.numpy as jnp, numpy as np
+import jax, jax.extend, jax.numpy as jnp, numpy as np
 from .rng import as_key, bound_axis_names, draw_key, init_key as _init_key
 from .params import (BloxError, LockedError, Param, Params, PathError, _array_str, _as_value,
                          patch, path_str)
@@ -389,6 +389,8 @@ def _metadata_for(module: Module, name: str, asked: Mapping | None) -> dict:
         relative, node = (node.name,) + relative, node.parent
     return merged
 
+_INIT_PASSES: list = []  # the `Module.init` traces under way, innermost last (see "Init without a forward pass")
+
 @patch
 def get_param(self: Module,
               params: Params,          # the state to read from (and create in)
@@ -412,17 +414,25 @@ def get_param(self: Module,
         raise self.error(LockedError, f"tried to create parameter {name!r}, but the params are locked. Run "
                                       f"the model once on unlocked params to create every parameter before "
                                       f"locking, or call params.unlocked() to add it on purpose")
-    if rng is not None: value = init(rng.init_key(params, path), shape, dtype)
+    def param(value): return Param(value, trainable, _metadata_for(self, name, metadata))
+    if _INIT_PASSES and (p := _defer(self, path, shape, dtype, init, rng, params, param)) is not None:
+        return p.value, params._write(path, p, True)
+    value = _created(self, name, shape, dtype, init, None if rng is None else rng.init_key(params, path))
+    return value, params._write(path, param(value), True)
+
+def _created(module: Module, name: str, shape: tuple, dtype, init: Callable, key) -> jax.Array:
+    "The new parameter's value, `init(key, shape, dtype)`, checked; a key-less `init` that needs one is an `RngError`."
+    if key is not None: value = init(key, shape, dtype)
     else:
         try: value = init(None, shape, dtype)
         except Exception as e:
             message = (f"the initialiser of {name!r} needs a random key, but no Rng was given; pass "
                        f"rng=bx.Rng(graph / 'rng') to the module (and seed it with "
                        f"params = rng.seed(params, seed=0))")
-            raise self.error(RngError, message) from e
+            raise module.error(RngError, message) from e
     value = _as_value(value)
-    _check_like(self, name, value, shape, dtype, what='the initialiser returned')
-    return value, params._write(path, Param(value, trainable, _metadata_for(self, name, metadata)), True)
+    _check_like(module, name, value, shape, dtype, what='the initialiser returned')
+    return value
 
 # %% ../nbs/02_graph.ipynb #179367fe
 @patch
@@ -626,3 +636,119 @@ def display(graph: Graph,  # the model's graph (or any node of it)
     except ImportError: get_ipython = lambda: None
     if get_ipython() is not None: treescope.display(view)  # HTML in notebooks, text in a terminal IPython
     else: print(treescope.render_to_text(view))
+
+# %% ../nbs/02_graph.ipynb #1a2b3c02
+#| code-fold: true
+class _InitPass:
+    "One `Module.init` trace: the level it traces at, the input params' seeds, and the parameters it defers."
+    def __init__(self, seeds: set): self.level, self.seeds, self.pending = None, seeds, []
+
+def _trace_level(): return jax.extend.core.get_opaque_trace_state(convention='blox')
+
+def _defer(module: Module, path: tuple, shape: tuple, dtype, init: Callable, rng, params: Params,
+           param: Callable) -> Param | None:
+    "A stand-in for a parameter `Module.init` creates after its trace, or `None` where it is created now as usual."
+    pass_ = _INIT_PASSES[-1]
+    if pass_.level != _trace_level(): return None  # in a nested jit or vmap (a Stack's own): created there
+    if rng is not None:
+        seed = params.get(rng.path + ('seed',))
+        if seed is None or id(seed.value) not in pass_.seeds or rng.path + ('counter',) not in params:
+            return None                            # unseeded, or seeded during the call: the usual path
+    try: stand_in = param(jax.lax.full(shape, 0, dtype))
+    except Exception: return None
+    pass_.pending.append((stand_in, module, path, shape, dtype, init, None if rng is None else rng.path))
+    return stand_in
+
+def _made(pending: list, params: Params) -> list:
+    "The values of the `pending` parameters: their initialisers, each key from its Rng's seed in `params` and its path."
+    seeds, made = {}, []
+    for _, module, path, shape, dtype, init, rng_path in pending:
+        if rng_path is not None and rng_path not in seeds:
+            seed = params[rng_path + ('seed',)]
+            typed = jnp.issubdtype(seed.value.dtype, jax.dtypes.prng_key)  # as `Rng.seed_key` reads it
+            seeds[rng_path] = seed.value if typed else jax.random.wrap_key_data(seed.value, impl=seed.metadata.get('key_impl'))
+        key = None if rng_path is None else _init_key(seeds[rng_path], path)
+        made.append(_created(module, path[-1], shape, dtype, init, key))
+    return made
+
+# %% ../nbs/02_graph.ipynb #1a2b3c03
+#| code-fold: true
+class _Plan:
+    "What `Module.init` learnt from its trace: the parameters to create, and where each output leaf comes from."
+    def __init__(self, pending: list, table=None, sources: list | None = None):
+        self.pending, self.table, self.sources = pending, table, sources  # no sources: state moves with the data
+
+    def __call__(self, params: Params, call: Callable) -> Params:
+        made = _made(self.pending, params)
+        if self.sources is not None:  # every leaf passed through or newly created: no forward computation
+            inputs = jax.tree.leaves(params)
+            return jax.tree.unflatten(self.table, [inputs[i] if old else made[i] for old, i in self.sources])
+        for (p, _, path, *_), value in zip(self.pending, made):  # the call, on the created params
+            params = params._write(path, p.replace(value=value), True)
+        return call(params)
+
+def _signature(params: Params, leaves: list, treedef, where: list):
+    "What `Module.init`'s trace depends on besides the module: the params' layout and shapes, the inputs' shapes, the static options."
+    table, values = params._freeze()
+    def spec(x): return (tuple(x.shape), x.dtype, bool(getattr(x, 'weak_type', False)))
+    try:
+        key = (table, tuple(map(spec, values)), treedef, jax.config.jax_enable_x64,
+               tuple(spec(x) if i in where else x for i, x in enumerate(leaves)))
+        hash(key)
+        return key
+    except TypeError: return None  # an unhashable option: no reuse
+
+@patch
+def init(self: Module,
+         params: Params, # the params to create in: usually seeded, `rng.seed(bx.Params(), seed=0)`
+         *inputs,        # example inputs: arrays, or `jax.ShapeDtypeStruct`s where nothing depends on their values
+         **options       # the call's options, e.g. `is_training=False`
+        ) -> Params:
+    "The params `self(params, *inputs, **options)` returns, bit for bit, made without the forward computation where it can."
+    leaves, treedef = jax.tree.flatten((inputs, options))
+    where = [i for i, leaf in enumerate(leaves) if isinstance(leaf, (jax.Array, np.ndarray, jax.ShapeDtypeStruct))]
+    def call(params): return self(params, *inputs, **options)[1]
+    if any(isinstance(x, jax.core.Tracer) for x in jax.tree.leaves(params) + [leaves[i] for i in where]):
+        return call(params)  # under jax.jit or jax.vmap the call is traced anyway, and XLA drops unused work
+    key = _signature(params, leaves, treedef, set(where))
+    plans = self.__dict__.setdefault('_init_plans', {})  # what the trace depended on -> _Plan, kept on the module
+    shapes_only = any(isinstance(leaves[i], jax.ShapeDtypeStruct) for i in where)
+    plan = plans.get(key, _UNSEEN) if key is not None else _UNSEEN
+    if plan is _UNSEEN:
+        plan = _trace_plan(self, params, leaves, treedef, where)
+        if isinstance(plan, Exception):  # the call's own error: the call raises it again (or runs, eagerly)
+            if shapes_only: raise plan
+            return call(params)
+        if key is not None: plans[key] = plan
+    if (plan is None or plan.sources is None) and shapes_only: raise self.error(InputError, _SHAPES_ONLY)
+    if plan is None: return call(params)  # a model whose init is its call (see below)
+    try: return plan(params, call)
+    except Exception as e:  # an initialiser that fails, or reads the inputs' values: from now on, the call
+        if key is not None: plans[key] = None
+        if not shapes_only: return call(params)
+        leaked = jax.errors.UnexpectedTracerError  # an initialiser that read an input it was not given
+        if isinstance(e, BloxError) and not isinstance(e.__cause__, leaked): raise
+        raise self.error(InputError, _SHAPES_ONLY) from e
+
+_UNSEEN = object()
+_SHAPES_ONLY = ("init was given jax.ShapeDtypeStructs, but this call needs the inputs' values (batch statistics, a random "
+                "counter or an initialiser that reads them): pass example arrays")
+
+def _trace_plan(module: Module, params: Params, leaves: list, treedef, where: list) -> _Plan | Exception:
+    "`Module.init`'s abstract pass: the call traced with shapes only, each new parameter's creation deferred."
+    pass_, out = _InitPass({id(p.value) for path, p in params.items() if path[-1] == 'seed'}), []
+    def abstract(*arrays):
+        full = list(leaves)
+        for i, a in zip(where, arrays): full[i] = a
+        args, kwargs = treedef.unflatten(full)
+        pass_.level = _trace_level()
+        out.append(module(params, *args, **kwargs)[1])
+    _INIT_PASSES.append(pass_)
+    try: jax.eval_shape(abstract, *[leaves[i] for i in where])
+    except Exception as e: return e
+    finally: _INIT_PASSES.pop()
+    values, table = jax.tree.flatten(out[0])
+    new = {id(p.value): j for j, (p, *_) in enumerate(pass_.pending)}
+    old = {id(v): i for i, v in enumerate(jax.tree.leaves(params))}
+    sources = [(False, new[id(v)]) if id(v) in new else (True, old[id(v)]) if id(v) in old else None for v in values]
+    return _Plan(pass_.pending, table, None if None in sources else sources)
