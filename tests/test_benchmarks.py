@@ -1,4 +1,5 @@
-"""The benchmarks run: `peers.py --quick` and `step_overhead.py --quick`, each in a fresh process on one device.
+"""The benchmarks run: `peers.py --quick`, `step_overhead.py --quick`, and `init.py` and `stack_depth.py` at their
+smallest, each in a fresh process on one device.
 
 Their numbers are printed, never asserted (on a shared 2-core machine they mean little); what is asserted is that
 every library and every section runs, that each library's first losses agree with raw JAX's (the scripts assert it
@@ -27,3 +28,15 @@ def test_peers_quick(tmp_path):
 
 def test_step_overhead_quick():
     assert 'arrays pipelined' in run('benchmarks/step_overhead.py', '--quick')
+
+def test_init_quick():
+    "Module.init's params equal the first call's (the script asserts it before timing), on the smallest model."
+    assert 'Module.init' in run('benchmarks/init.py', '--only', 'transformer', '--rounds', '3', '--processes', '1')
+
+def test_stack_depth_quick(tmp_path):
+    out = tmp_path / 'stack_depth.json'
+    run('benchmarks/stack_depth.py', '--depths', '2', '--repeats', '1', '--number', '1', '--out', str(out))
+    rows = json.loads(out.read_text())['rows']
+    assert {r['variant'] for r in rows} == {'loop', 'Stack', 'unrolled'}, rows
+    stored = json.loads((ROOT / 'benchmarks/results/stack_depth.json').read_text())  # what the benchmarks page shows
+    assert {r['depth'] for r in stored['rows']} == {2, 4, 8, 16, 32, 64}, stored['rows']
