@@ -643,7 +643,9 @@ class _InitPass:
     "One `Module.init` trace: the level it traces at, the input params' seeds, and the parameters it defers."
     def __init__(self, seeds: set): self.level, self.seeds, self.pending = None, seeds, []
 
-def _trace_level(): return jax.extend.core.get_opaque_trace_state(convention='blox')
+try: from jax.extend.core import get_opaque_trace_state as _opaque_trace_state
+except ImportError: from jax.core import get_opaque_trace_state as _opaque_trace_state  # jax 0.7 (Colab's)
+def _trace_level(): return _opaque_trace_state(convention='blox')
 
 def _defer(module: Module, path: tuple, shape: tuple, dtype, init: Callable, rng, params: Params,
            param: Callable) -> Param | None:
