@@ -7,12 +7,12 @@ axis over `data` (so each process's devices need half of every tensor) and the h
 process counts the bytes it reads from the file (by wrapping the loader's one read function) and writes the shards it
 holds. The parent assembles the shards of both and compares every parameter with NumPy's own transposes and slices of
 the file's tensors, bit for bit, and checks that each process read exactly the union of its devices' shards: half."""
-import json, os, socket, subprocess, sys, tempfile
+import json, tempfile
 from pathlib import Path
 import numpy as np
 from safetensors.numpy import save_file
+from test_multiprocess import run_job
 
-ROOT = Path(__file__).resolve().parents[1]
 V, D, H, HD, F, DEPTH = 64, 32, 4, 8, 64, 2
 
 WORKER = '''
@@ -75,11 +75,6 @@ np.savez(out / f'shards_{process_id}.npz', **shards)
 jax.distributed.shutdown()
 ''' % ((V, D, H, HD, F, DEPTH),)
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(('localhost', 0))
-        return s.getsockname()[1]
-
 def checkpoint(out: Path) -> dict:
     "A checkpoint as a PyTorch model in the Llama family with fused projections (as Phi-3's) would write it."
     r = np.random.default_rng(0)
@@ -113,16 +108,7 @@ def expected(t: dict) -> dict:
 def test_two_processes_each_read_only_their_slices():
     out = Path(tempfile.mkdtemp())
     tensors = checkpoint(out)
-    (out / 'worker.py').write_text(WORKER)
-    path = os.pathsep.join(p for p in (str(ROOT), os.environ.get('PYTHONPATH', '')) if p)
-    env = {**os.environ, 'XLA_FLAGS': '--xla_force_host_platform_device_count=4', 'JAX_PLATFORMS': 'cpu',
-           'PYTHONPATH': path}
-    port = free_port()
-    workers = [subprocess.Popen([sys.executable, 'worker.py', str(port), str(i), '.'], cwd=out, env=env,
-                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for i in (0, 1)]
-    for i, w in enumerate(workers):
-        _, err = w.communicate(timeout=300)
-        assert w.returncode == 0, f"process {i} failed:\n{err[-3000:]}"
+    run_job(out, WORKER)  # 05_scale's launcher: two processes of 4 CPU devices each
     results = [json.loads((out / f'result_{i}.json').read_text()) for i in (0, 1)]
     total = results[0]['total']
     for r in results:

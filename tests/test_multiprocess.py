@@ -25,9 +25,9 @@ def free_port() -> int:
         s.bind(('localhost', 0))
         return s.getsockname()[1]
 
-def run_two_processes(out: Path) -> dict:
-    "Run the program as processes 0 and 1 of a job on this machine, 4 CPU devices each; process 0's result."
-    (out / 'worker.py').write_text(worker_program())
+def run_job(out: Path, program: str):
+    "Run `program` as `worker.py PORT I .` in `out`, processes 0 and 1 of a job on this machine, 4 CPU devices each."
+    (out / 'worker.py').write_text(program)
     path = os.pathsep.join(p for p in (str(ROOT), os.environ.get('PYTHONPATH', '')) if p)
     env = {**os.environ, 'XLA_FLAGS': '--xla_force_host_platform_device_count=4', 'JAX_PLATFORMS': 'cpu',
            'PYTHONPATH': path}
@@ -37,6 +37,10 @@ def run_two_processes(out: Path) -> dict:
     for i, w in enumerate(workers):
         _, err = w.communicate(timeout=300)
         assert w.returncode == 0, f"process {i} failed:\n{err[-3000:]}"
+
+def run_two_processes(out: Path) -> dict:
+    "Run the chapter's program as a job of two processes; process 0's result."
+    run_job(out, worker_program())
     return json.loads((out / 'result.json').read_text())
 
 def bits(tree): return [np.asarray(jax.random.key_data(x) if jnp.issubdtype(x.dtype, jax.dtypes.prng_key) else x)
