@@ -239,7 +239,7 @@ def notebook_env(venv, devices, wheel, stub):
 
 def run_notebook(nb, args, work, wheel, stub, files, skip_flags):
     "Run one notebook in its own directory and process; returns (name, ok, seconds, log)."
-    d = Path(work) / nb.stem / 'nbs'; d.mkdir(parents=True)
+    d = Path(work) / nb.stem / 'nbs'; shutil.rmtree(d.parent, ignore_errors=True); d.mkdir(parents=True)
     shutil.copy2(nb, d / nb.name)
     if "'../benchmarks/" in nb.read_text():  # the files its Colab-only clone cell fetches (the package does not ship them)
         shutil.copytree(ROOT / 'benchmarks', d.parent / 'benchmarks')
@@ -252,6 +252,24 @@ def run_notebook(nb, args, work, wheel, stub, files, skip_flags):
     except subprocess.TimeoutExpired as e:
         ok, log = False, f'{e.stdout or ""}{e.stderr or ""}\nFAIL: timed out after {args.timeout} s'
     return nb.name, ok, time.time() - t, log
+
+
+# jaxlib 0.7.2's XLA:CPU can starve its own thread pool with collectives on emulated devices: some devices' threads all
+# wait in a rendezvous while the others get no thread, and after a hard-coded 10 s it aborts the process ("Termination
+# timeout for `all reduce RendezvousKey{...}` ... Exiting to ensure a consistent program state"). It is timing-dependent
+# (1 run in 4 of 15_scaling on 8 devices on a busy 2-core machine, none in 3 on a quiet one); newer jaxlibs make the
+# timeout a flag (--xla_cpu_collective_timeout_seconds) that 0.7.2 does not parse. A notebook that dies of exactly that
+# runs once more, and the report says so; any other failure, or the same one twice, fails.
+XLA_CPU_RENDEZVOUS_ABORT = re.compile(r'Termination timeout for `[^`]*RendezvousKey\{[^`]*` of \d+ seconds exceeded')
+
+
+def run_notebook_once_more_on_rendezvous_abort(nb, *args):
+    name, ok, secs, log = run_notebook(nb, *args)
+    if ok or not XLA_CPU_RENDEZVOUS_ABORT.search(log): return name, ok, secs, log
+    print(f'RETRY {name}: XLA:CPU aborted on a collective rendezvous timeout (jaxlib 0.7.2, emulated devices); '
+          f'running it once more', flush=True)
+    name, ok, more, log = run_notebook(nb, *args)
+    return name, ok, secs + more, log
 
 
 def main():
@@ -294,7 +312,7 @@ def main():
         skip_flags = cfg.get('tst_flags', '').split()
         t, results = time.time(), []
         with concurrent.futures.ThreadPoolExecutor(args.jobs) as pool:
-            futures = [pool.submit(run_notebook, nb, args, work, wheel, work / 'stub', files, skip_flags) for nb in nbs]
+            futures = [pool.submit(run_notebook_once_more_on_rendezvous_abort, nb, args, work, wheel, work / 'stub', files, skip_flags) for nb in nbs]
             for fut in concurrent.futures.as_completed(futures):
                 name, ok, secs, log = fut.result(); results.append((name, ok))
                 lines = [l for l in log.splitlines() if l.startswith(('install cell', 'ok:', 'FAIL'))]
