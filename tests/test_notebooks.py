@@ -4,14 +4,20 @@ once on 8 emulated CPU devices.
 One device is a laptop, one GPU or a one-chip Colab TPU; 8 is a TPU host or a multi-GPU machine. A fresh process per
 notebook keeps global JAX state (config flags, device count) from leaking between notebooks; pytest-xdist runs them in
 parallel. BLOX_TEST_FLAGS forces flagged cells (e.g. "slow"); BLOX_NB_TIMEOUT caps a notebook; BLOX_DEVICES picks
-the device counts (e.g. "8")."""
+the device counts (e.g. "8"); BLOX_NOTEBOOKS picks notebooks by stem (e.g. "05_scale 15_scaling")."""
 import os, re, subprocess, sys
 from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-NBS = sorted(p for p in (ROOT / 'nbs').rglob('*.ipynb')
+ALL = sorted(p for p in (ROOT / 'nbs').rglob('*.ipynb')
              if not any(part.startswith(('_', '.')) for part in p.relative_to(ROOT / 'nbs').parts))
+NBS = ALL
+if os.environ.get('BLOX_NOTEBOOKS'):  # a subset by stem, e.g. "05_scale 15_scaling" (.ci/run's newest-jax step)
+    _want = os.environ['BLOX_NOTEBOOKS'].split()
+    _missing = set(_want) - {p.stem for p in ALL}
+    if _missing: raise ValueError(f'BLOX_NOTEBOOKS names notebooks that do not exist: {sorted(_missing)}')
+    NBS = [p for p in NBS if p.stem in _want]
 TIMEOUT = int(os.environ.get('BLOX_NB_TIMEOUT', '900'))
 DEVICES = [int(n) for n in os.environ.get('BLOX_DEVICES', '1 8').split()]
 
@@ -37,7 +43,7 @@ def notebook_env(devices: int) -> dict:
     return {**os.environ, 'XLA_FLAGS': flags.strip(), 'IN_TEST': '1', 'PYTHONUNBUFFERED': '1'}
 
 def test_notebooks_found():
-    names = {p.name for p in NBS}
+    names = {p.name for p in ALL}
     assert {'index.ipynb', '00_rng.ipynb', '01_params.ipynb', '02_graph.ipynb'} <= names, names
 
 @pytest.mark.parametrize('devices', DEVICES, ids=[f'{n}dev' for n in DEVICES])

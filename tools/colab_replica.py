@@ -257,8 +257,8 @@ def run_notebook(nb, args, work, wheel, stub, files, skip_flags):
 # jaxlib 0.7.2's XLA:CPU can starve its own thread pool with collectives on emulated devices: some devices' threads all
 # wait in a rendezvous while the others get no thread, and after a hard-coded 10 s it aborts the process ("Termination
 # timeout for `all reduce RendezvousKey{...}` ... Exiting to ensure a consistent program state"). It is timing-dependent
-# (1 run in 4 of 15_scaling on 8 devices on a busy 2-core machine, none in 3 on a quiet one); newer jaxlibs make the
-# timeout a flag (--xla_cpu_collective_timeout_seconds) that 0.7.2 does not parse. A notebook that dies of exactly that
+# (1 run in 4 of 15_scaling on 8 devices on a busy 2-core machine, none in 3 on a quiet one; tests/test_notebooks.py
+# once met the same with jaxlib 0.10's 40 s, and raises it there with a flag that 0.7.2 does not parse). A notebook that dies of exactly that
 # runs once more, and the report says so; any other failure, or the same one twice, fails.
 XLA_CPU_RENDEZVOUS_ABORT = re.compile(r'Termination timeout for `[^`]*RendezvousKey\{[^`]*` of \d+ seconds exceeded')
 
