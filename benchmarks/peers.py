@@ -1,6 +1,6 @@
 """blox beside raw JAX, Flax NNX, Equinox and Haiku doing the same work: `python benchmarks/peers.py` (~28 min on 2 cores;
 writes benchmarks/results/peers.json, or `--out PATH`). `--quick`: a smoke run of every section at tiny sizes (~2 min,
-no JSON unless `--out`); `--only steps,async,init,trace,compile,import,first_init`: some sections. Nothing is asserted
+no JSON unless `--out`); `--only steps,loop,async,init,trace,compile,import,first_init`: some sections. Nothing is asserted
 but the numerics.
 
 Each library is written as its own docs show, on identical math: the same layer shapes and activations, the same loss,
@@ -10,7 +10,7 @@ its state.
 - raw: a dict of arrays, `jax.value_and_grad` and optax by hand under `jax.jit`; raw again: the same step compiled a
   second time, the A/A control (the noise floor of the method);
 - blox: `jax.jit(bx.train_step(loss_fn, optimizer), donate_argnums=0)` on a `bx.TrainState` (it also computes
-  `grad_norm` and the first non-finite gradient); blox by hand: split -> value_and_grad -> optax -> merge;
+  `grad_norm` and the first non-finite gradient, one pass over the gradients); blox by hand: split -> value_and_grad -> optax -> merge;
 - nnx.jit: `nnx.jit` of `train_step(model, optimizer, x, y)`, `nnx.Optimizer(model, tx, wrt=nnx.Param)`,
   `optimizer.update(model, grads)`; nnx.jit(graph=False): the same in NNX's tree mode; nnx.cached_partial: the step
   with its graph traversal cached; nnx split/merge + jax.jit: the "functional training loop" of Flax's performance
@@ -26,10 +26,13 @@ its state.
    and pipelined (the steps dispatched, then waited for once). Rounds interleave the libraries in a rotating order, so
    drift in the machine's load hits all alike; a library's time in a round is the mean of enough steps to take
    ~`--sample` s (at least 5); reported: the median time, and the median, q1 and q3 of the per-round ratio to raw.
+1b. loop: blox's packaged path beside its hand-written one, on the digits MLP (batch 64) and ConvNet (batch 128) of
+   benchmarks/training.py: `bx.train_step` vs the step by hand, one batch on the device; `bx.fit` (history every 10
+   steps, without and with its progress bar) vs a Python loop over the same jitted step and `bx.batches` iterator.
 2. async: how long the step call takes to return, and the whole step, on the CNN at batch 256 (median of 7).
 3. init: creating the parameters of 100, 1000 and 10000 Linear(32) layers (200, 2k, 20k arrays) as each library's docs
-   do: raw, one `jax.random.split` and one initialiser per array, eagerly and under `jax.jit`; blox, eagerly and under
-   `jax.jit`; NNX, constructing the module, eagerly and under `nnx.jit`; Equinox, constructing it; Haiku, `init`,
+   do: raw, one `jax.random.split` and one initialiser per array, eagerly and under `jax.jit`; blox, eagerly (the first
+   call), with `Module.init` (an abstract pass, then only the initialisers) and under `jax.jit`; NNX, constructing the module, eagerly and under `nnx.jit`; Equinox, constructing it; Haiku, `init`,
    eagerly and under `jax.jit`. Eager: the median of 3 after a first call; jitted: the first call in a fresh process
    (trace, compile and run). A call past 120 s is recorded as too slow, and so is a size that a smaller one's time,
    scaled linearly, already puts past 120 s (not run).
@@ -48,6 +51,7 @@ import argparse, datetime, functools, importlib, importlib.metadata, json, os, p
 import jax, jax.numpy as jnp, numpy as np, optax
 import blox as bx
 from step_overhead import measure
+import training
 from training import by_hand  # the step of 04_training, written out
 
 def optional(module):
@@ -57,7 +61,7 @@ nnx, eqx, hk = optional('flax.nnx'), optional('equinox'), optional('haiku')
 
 WIDTH, VOCAB, HEADS, HEAD_DIM, SEQ = 32, 128, 4, 16, 32
 D = HEADS * HEAD_DIM
-SECTIONS = ('steps', 'async', 'init', 'trace', 'compile', 'import', 'first_init')
+SECTIONS = ('steps', 'loop', 'async', 'init', 'trace', 'compile', 'import', 'first_init')
 
 def mse(out, y): return jnp.mean((out - y) ** 2)
 def xent(logits, ids): return optax.softmax_cross_entropy_with_integer_labels(logits, ids).mean()
@@ -390,8 +394,11 @@ def init_fns(kind, size):
         leaves, tree = jax.tree.flatten(shapes, is_leaf=lambda s: isinstance(s, tuple))
         keys = jax.random.split(jax.random.key(0), len(leaves))
         return tree.unflatten([normal(key, s) if len(s) > 1 else jnp.zeros(s) for key, s in zip(keys, leaves)])
+    def blox_module_init():
+        return model.init(rng.seed(bx.Params(), 0), example, **({'is_training': False} if kind == 'lm' else {}))
     fns = {('raw', 'eager'): (raw_init, False), ('raw', 'jax.jit'): (jax.jit(raw_init), True),
-           ('blox', 'eager'): (blox_init, False), ('blox', 'jax.jit'): (jax.jit(blox_init), True)}
+           ('blox', 'eager'): (blox_init, False), ('blox', 'Module.init'): (blox_module_init, False),
+           ('blox', 'jax.jit'): (jax.jit(blox_init), True)}
     if nnx:
         fns['nnx', 'eager'] = lambda: NNX[kind](size, rngs=nnx.Rngs(0)), False
         fns['nnx', 'nnx.jit'] = nnx.jit(lambda: NNX[kind](size, rngs=nnx.Rngs(0))), True
@@ -460,6 +467,17 @@ def steps_section(args, results):
                                          'ratio': float(np.median(ratio)), 'q1': float(q1), 'q3': float(q3)})
                 print(f"  {name:<26} {np.median(t) * 1e6:10.1f} us  {np.median(ratio):6.3f}x  (q1 {q1:.3f}, q3 {q3:.3f})", flush=True)
 
+def loop_section(args, results):
+    steps, repeat = (30, 2) if args.quick else (1000, 7)
+    print(f"\n1b. blox's packaged path beside its hand-written one (benchmarks/training.py): train_step vs the step by hand "
+          f"on one batch on the device; fit (history every 10 steps; and with its progress bar) vs a Python loop over the "
+          f"same jitted train_step and batches; {steps} steps (a third of them for the ConvNet) per run, {repeat} "
+          f"interleaved rounds, ratio: median of the per-round ratio", flush=True)
+    for kind, batch, n in (('mlp', 64, steps), ('convnet', 128, max(steps // 3, 10))):
+        rows = training.run(kind, n, repeat, batch)
+        for r in rows:
+            results['loop'].append({'workload': {'mlp': 'digits MLP', 'convnet': 'digits ConvNet'}[kind], 'batch': batch, **r})
+
 def async_section(args, results):
     batch, trials = (32, 3) if args.quick else (256, 7)
     variants, x, y, _ = step_variants('cnn', None, batch)
@@ -495,7 +513,7 @@ def init_section(args, results):
             base = rows['raw', 'jax.jit' if jitted else 'eager', n]
             ratio = s / base if s and base else None
             results['init'].append({'library': library, 'variant': variant, 'arrays': 2 * n, 'median_s': s, 'ratio': ratio})
-            print(f"  {library:<8} {variant:<8} {2 * n:6d} arrays: {seconds(s)}" + (f"  {ratio:6.2f}x raw" if ratio else ''), flush=True)
+            print(f"  {library:<8} {variant:<11} {2 * n:6d} arrays: {seconds(s)}" + (f"  {ratio:6.2f}x raw" if ratio else ''), flush=True)
 
 def trace_section(args, results):
     sizes, repeats = ((5, 20), (1, 1)) if args.quick else ((1000, 10000), (3, 1))
@@ -544,7 +562,7 @@ def first_init_section(args, results):
         times = [first_call('lm', 2, key) for _ in range(repeat)]
         s = None if None in times else statistics.median(times)
         results['first_init'].append({'library': key[0], 'variant': key[1], 'seconds': s})
-        print(f"  {key[0]:<8} {key[1]:<8} {seconds(s)}", flush=True)
+        print(f"  {key[0]:<8} {key[1]:<11} {seconds(s)}", flush=True)
 
 METHOD = ("Every library runs the same math (layer shapes, activations, loss, optax.adam(1e-3)) from the same starting "
           "weights (blox's, copied into each); the first 3 losses of every library agree with raw's within rtol 1e-5. Step "
@@ -581,8 +599,8 @@ if __name__ == '__main__':
     print(f"{info['platform']}, {info['cpus']} cpus, {info['devices']}; python {info['python']}; "
           + ', '.join(f'{k} {v}' for k, v in info['versions'].items() if v), flush=True)
     results = {'command': ' '.join(['python', 'benchmarks/peers.py', *sys.argv[1:]]), 'date': datetime.datetime.now().isoformat(timespec='seconds'),
-               'machine': info, 'method': METHOD, **{k: [] for k in ('steps', 'async', 'init', 'trace', 'compile', 'first_init', 'import')}}
-    sections = {'steps': steps_section, 'async': async_section, 'init': init_section, 'trace': trace_section,
+               'machine': info, 'method': METHOD, **{k: [] for k in SECTIONS}}
+    sections = {'steps': steps_section, 'loop': loop_section, 'async': async_section, 'init': init_section, 'trace': trace_section,
                 'compile': compile_section, 'import': import_section, 'first_init': first_init_section}
     start = time.perf_counter()
     for name in SECTIONS:

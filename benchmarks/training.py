@@ -1,7 +1,7 @@
 """Benchmarks of `blox.training`, printed as ratios (never asserted): `python benchmarks/training.py`.
 
 1. The packaged step: `jax.jit(bx.train_step(loss_fn, optimizer))` (which also computes `grad_norm` and the first
-   non-finite gradient, two reductions over all the gradients) vs the same step written by hand (split ->
+   non-finite gradient, one pass over all the gradients) vs the same step written by hand (split ->
    value_and_grad -> optax -> merge), both donated.
 2. The loop helper: `bx.fit` (history every 10 steps, no progress bar, and with a progress bar) vs a hand-written
    Python loop over the same jitted step and the same grain iterator.
@@ -86,6 +86,23 @@ def run(kind: str, steps: int, repeat: int, batch_size: int):
     runs = {'hand, fixed': steps_of(hand, lambda it: fixed), 'train_step, fixed': steps_of(packaged, lambda it: fixed),
             'loop': steps_of(packaged, next), 'fit': fit_of(False), 'fit + bar': fit_of(True)}
     times = paired(runs, repeat)
+    report(kind, batch_size, steps, repeat, times)
+    return comparisons(times, steps)
+
+COMPARED = {'train_step': ('train_step, fixed', 'hand, fixed'), 'fit': ('fit', 'loop'), 'fit + bar': ('fit + bar', 'loop')}
+
+def comparisons(times: dict, steps: int) -> list[dict]:
+    "Each packaged variant beside its hand-written baseline: seconds per step, and the paired ratio's median and quartiles."
+    rows = []
+    for name, (a, b) in COMPARED.items():
+        ratio = times[a] / times[b]
+        q1, q3 = np.percentile(ratio, [25, 75])
+        rows.append({'variant': name, 'baseline': b, 'step_s': float(np.median(times[a]) / steps),
+                     'baseline_step_s': float(np.median(times[b]) / steps), 'ratio': float(np.median(ratio)),
+                     'q1': float(q1), 'q3': float(q3)})
+    return rows
+
+def report(kind, batch_size, steps, repeat, times):
     per = lambda name: f"{np.median(times[name]) / steps * 1e6:8.0f} us/step"
     ratio = lambda a, b: f"{np.median(times[a] / times[b]):.3f}x (IQR {np.subtract(*np.percentile(times[a] / times[b], [75, 25])):.3f})"
     print(f"{kind} (batch {batch_size}, {steps} steps; medians of {repeat} interleaved rounds, ratios paired per round)")

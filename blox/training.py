@@ -142,6 +142,7 @@ def _square_norm(g: jax.Array) -> jax.Array:
     return jnp.sum(jnp.real(g * jnp.conj(g)))
 
 _FLAT_NORM_SIZE = 1 << 20  # gradients of at most this many numbers in all are copied into one vector for the norm
+_NONE = np.iinfo(np.int32).max  # "no non-finite number here" in the index reduction
 
 def _grad_diagnostics(grads: Params) -> dict:
     "`grad_norm` and `first_nonfinite_grad` (the index of the first leaf holding a NaN or inf, else -1) of `grads`."
@@ -152,13 +153,17 @@ def _grad_diagnostics(grads: Params) -> dict:
         bad = jnp.stack([~jnp.isfinite(g).all() for g in leaves])
         return {'grad_norm': jnp.sqrt(squares.sum()),
                 'first_nonfinite_grad': jnp.where(bad.any(), jnp.argmax(bad), -1).astype(jnp.int32)}
-    # small: one vector, so that XLA runs two reductions, not two per array (the barrier stops it splitting them again)
+    # small: one vector and one pass over it that sums the squares and finds the lowest position of a NaN or inf (a
+    # variadic reduction), so XLA runs one kernel, not two per array (the barrier stops it splitting the vector again)
     dtype = jnp.result_type(*[jnp.promote_types(g.dtype, jnp.float32) for g in leaves])
     flat = jax.lax.optimization_barrier(jnp.concatenate([g.ravel().astype(dtype) for g in leaves]))
-    at = jnp.argmax(~jnp.isfinite(flat))                       # the first NaN or inf, or 0 when there is none
-    ends = np.cumsum([g.size for g in leaves])                 # leaf i holds flat[ends[i-1]:ends[i]]
-    first = jnp.where(jnp.isfinite(flat[at]), -1, jnp.argmax(at < ends))  # the array that number is in
-    return {'grad_norm': jnp.sqrt(jnp.sum(jnp.real(flat * jnp.conj(flat)))), 'first_nonfinite_grad': first.astype(jnp.int32)}
+    where = jnp.where(jnp.isfinite(flat), _NONE, jnp.arange(flat.size, dtype=jnp.int32))
+    square = jnp.real(flat * jnp.conj(flat))
+    total, at = jax.lax.reduce((square, where), (jnp.zeros((), square.dtype), jnp.int32(_NONE)),
+                               lambda a, b: (a[0] + b[0], jnp.minimum(a[1], b[1])), (0,))
+    ends = np.cumsum([g.size for g in leaves])               # leaf i holds flat[ends[i-1]:ends[i]]
+    first = jnp.where(at == _NONE, -1, jnp.sum(at >= ends, dtype=jnp.int32))  # the array that number is in
+    return {'grad_norm': jnp.sqrt(total), 'first_nonfinite_grad': first}
 
 def _check_opt_state(state: TrainState, optimizer, trainable: Params):
     "A `StructureError` unless `state.opt_state` is shaped as `optimizer.init(trainable)` (checked when traced)."
@@ -177,17 +182,19 @@ def _check_opt_state(state: TrainState, optimizer, trainable: Params):
 
 # %% ../nbs/04_training.ipynb #25484218
 def train_step(loss_fn: Callable,                     # `(loss, metrics), params = loss_fn(params, batch, is_training=True)`
-               optimizer: optax.GradientTransformation # any optax transformation, over the trainable half
+               optimizer: optax.GradientTransformation, # any optax transformation, over the trainable half
+               *, diagnostics: bool = True          # add `grad_norm` and `first_nonfinite_grad` to the metrics
               ) -> Callable:
     "A pure `step(state, batch) -> (state, metrics)`: split, `value_and_grad`, optax update, merge. Jit it yourself."
     _check_signature(loss_fn, 'train_step')
     _check_optimizer(optimizer, 'train_step')
+    reserved = ('loss', 'grad_norm', 'first_nonfinite_grad') if diagnostics else ('loss',)
     def step(state: TrainState, batch) -> tuple[TrainState, dict]:
         trainable, rest = state.params.split()
         _check_opt_state(state, optimizer, trainable)
         def loss_of(trainable):
             out = loss_fn(trainable.merge(rest), batch, is_training=True)
-            loss, metrics, params = _loss_outputs(out, 'train_step', ('loss', 'grad_norm', 'first_nonfinite_grad'))
+            loss, metrics, params = _loss_outputs(out, 'train_step', reserved)
             return loss, (metrics, params.split()[1])
         (loss, (metrics, rest)), grads = jax.value_and_grad(loss_of, has_aux=True)(trainable)
         updates, opt_state = optimizer.update(grads, state.opt_state, trainable)
@@ -197,7 +204,7 @@ def train_step(loss_fn: Callable,                     # `(loss, metrics), params
             raise _error(StructureError, 'train_step', "the state has an ema without an ema_decay, or the reverse; "
                          "create it with TrainState.create(params, optimizer, ema_decay=0.999)")
         if ema is not None: ema = optax.incremental_update(trainable, ema, 1 - state.ema_decay)
-        metrics = {'loss': loss, **metrics, **_grad_diagnostics(grads)}
+        metrics = {'loss': loss, **metrics, **(_grad_diagnostics(grads) if diagnostics else {})}
         new = dataclasses.replace(state, params=trainable.merge(rest), opt_state=opt_state, step=state.step + 1,
                                   ema=ema)
         return new, metrics
@@ -757,7 +764,7 @@ def _check_finite(state: TrainState, steps: list, metrics: dict, history: dict):
         elif 'first_nonfinite_grad' in m and not np.isfinite(m.get('grad_norm', 0.0)):
             where = f"every gradient is finite, but their norm overflows ({float(m['grad_norm'])})"
         elif 'first_nonfinite_grad' in m: where = "every gradient is finite"
-        else: where = "the step does not say which gradient is not"
+        else: where = "the step reports no gradient diagnostics (bx.train_step reports them unless diagnostics=False)"
         error = _error(NonFiniteError, 'fit', f"training diverged at step {step}: the loss is {float(m['loss']):.4g} "
                        f"and {where}. Lower the learning rate, clip the gradients (optax.clip_by_global_norm), or "
                        f"look at that step's batch")
