@@ -10,7 +10,7 @@ the same `optax.adam`, every step jitted with the state donated:
 - blox, typed seed: the blox step on the same params with the seed stored as a typed PRNG key, as blox stored it
   before 2026-12 (it now stores `uint32` key data): what carrying a typed key through `jax.jit` costs per step;
 - blox packaged: `jax.jit(bx.train_step(loss_fn, optimizer))`, which also reports `grad_norm` and the first
-  non-finite gradient (two reductions over all the gradients); its ratio to the blox step is printed last.
+  non-finite gradient (one pass over all the gradients); its ratio to the blox step is printed last.
 Sync: every step waited for. Pipelined: 50 steps dispatched, then waited for once.
 Method: rounds interleave the variants in a rotating order, so that drift in the machine's load hits all alike;
 each variant's time in a round is the mean of enough steps to take ~`--sample` seconds (counted per variant); reported: the median over rounds of the paired
