@@ -2,7 +2,8 @@
 reaches it) and `Module.init` (an abstract pass, then only the initialisers): `python benchmarks/init.py`.
 Times are printed, never asserted.
 
-Models: a 2-block Transformer built from separate `TransformerBlock`s (not `bx.Stack`), MLPs of 100, 1000 and 10000
+Models: a 2-block Transformer built from separate `TransformerBlock`s, the same as a `bx.TransformerLM` (its blocks in a
+`bx.Stack`, so its arrays are stacked: fewer and larger), MLPs of 100, 1000 and 10000
 `Linear(32)` layers (200, 2k, 20k arrays) and a ConvNet (two 3x3 convolutions, global pooling, a dense head). Raw JAX:
 one `jax.random.split` and one initialiser per array (lecun_normal for kernels, zeros/ones for the rest), eagerly.
 `warm`: rounds interleave the variants in a rotating order; the ratio is the median over rounds of (variant / raw) in
@@ -24,6 +25,9 @@ def build(name):
         layers = [bx.Embed(node / 'embed', 128, 64, rng=rng)]
         layers += [bx.TransformerBlock.decoder(node / f'block{i}', 4, 16, 256, rng=rng) for i in range(2)]
         model = bx.Sequential(node, layers + [bx.RMSNorm(node / 'norm')])
+        return model, rng, (jnp.zeros((1, 8), jnp.int32),), {'is_training': False}
+    if name == 'transformerlm':  # the same sizes, its blocks in a `bx.Stack` (stacked parameters, one scan)
+        model = bx.TransformerLM(node, 128, depth=2, num_heads=4, head_dim=16, hidden_features=256, rng=rng)
         return model, rng, (jnp.zeros((1, 8), jnp.int32),), {'is_training': False}
     if name == 'convnet':
         model = bx.Sequential(node, [bx.Conv(node / 'conv0', 32, (3, 3), rng=rng), jax.nn.relu, bx.Conv(node / 'conv1', 64, (3, 3), rng=rng),
@@ -69,7 +73,7 @@ def report(name, arrays, kind, times):
 
 if __name__ == '__main__':
     parser = argparse.ArgumentParser()
-    parser.add_argument('--only', default='transformer,mlp 100,mlp 1000,mlp 10000,convnet')
+    parser.add_argument('--only', default='transformer,transformerlm,mlp 100,mlp 1000,mlp 10000,convnet')
     parser.add_argument('--rounds', type=int, default=9)
     parser.add_argument('--processes', type=int, default=5)
     args = parser.parse_args()

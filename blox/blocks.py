@@ -8,7 +8,7 @@ from typing import Any, Callable, Mapping, Sequence
 import functools
 import jax, jax.numpy as jnp, numpy as np
 from .params import Params, patch, path_str
-from .graph import Graph, InputError, Module, Rng
+from .graph import Graph, InputError, Module, Rng, _INIT_PASSES, _InitPass, _trace_level
 from .layers import Layer, Linear, _default_metadata, _is_number, _logical, _positive_int, default_kernel_init
 from .norm import Dropout, DropPath, LayerNorm, RMSNorm
 from .attention import MultiHeadAttention
@@ -251,6 +251,31 @@ def _create(self: Stack, params: Params, x, options: dict) -> Params:
     return params.merge(_stacked_axes(jax.vmap(one)(jnp.arange(self.depth))))
 
 @patch
+def _init_pass(self: Stack, params: Params, x, options: dict) -> tuple | None:
+    "In a `Module.init` trace: `(y, params)`, the stacked parameters deferred like any other; `None`: the usual call."
+    outer = _INIT_PASSES[-1]
+    if outer.level != _trace_level() or options.get('decode'): return None  # decoding: the call's own checks
+    if self.rng is not None and id(getattr(params.get(self.rng.path + ('seed',)), 'value', None)) not in outer.seeds:
+        return None                                 # unseeded, or seeded during the call: the usual path
+    creating = {**options, 'is_training': False} if 'is_training' in options else options  # as `_create`
+    first = params if self.rng is None else self.rng.seed(params, jax.random.fold_in(self.rng.seed_key(params), 0))
+    inner = _InitPass(outer.seeds | ({id(first[self.rng.path + ('seed',)].value)} if self.rng is not None else set()))
+    inner.level = outer.level
+    _INIT_PASSES.append(inner)                      # layer 0, traced: the block's parameters, each one deferred
+    try: layer = self.block(first, x, **creating)[1].split(self._in_block)[0]
+    finally: _INIT_PASSES.pop()
+    if (not inner.pending or any(p.layers is not None for p in inner.pending)  # none, or a stack in the block
+            or {id(p.value) for p in layer.values()} != {id(p.stand_in.value) for p in inner.pending}):
+        return None                                 # or one created there and then (a nested jit): the usual call
+    y, after = self.block(params.merge(layer), x, **options)  # one layer of the call: its output's shape, and
+    self._check_output(x, y)                        # whether it moves state (batch statistics, a random counter)
+    if [id(v) for v in jax.tree.leaves(after)] != [id(v) for v in jax.tree.leaves(params.merge(layer))]: return None
+    stacked = _stacked_axes(jax.tree.map(lambda v: jax.lax.full((self.depth, *v.shape), 0, v.dtype), layer))
+    layers = (None if self.rng is None else self.rng.path, self.depth)
+    outer.pending.extend(p._replace(stand_in=stacked._get(p.path), layers=layers) for p in inner.pending)
+    return y, params.merge(stacked)
+
+@patch
 def __call__(self: Stack,
              params: Params, # the state: the block's parameters stacked on a leading [depth] axis
              x,              # the first layer's input
@@ -264,6 +289,8 @@ def __call__(self: Stack,
     if options.get('decode') is True:  # the caches' indices are known here, traced inside the jit below:
         for module in self.block.graph.modules():  # every attention layer under the block checks its room now
             if isinstance(module, MultiHeadAttention): module._check_decode(params, x, options.get('lengths'))
+    if _INIT_PASSES and not any(map(self._in_block, params)) and (done := self._init_pass(params, x, options)):
+        return done                                 # `Module.init`: created after its trace, without the scan
     leaves, treedef = jax.tree.flatten(options)
     traced = tuple(isinstance(leaf, (jax.Array, np.ndarray)) for leaf in leaves)
     static = (treedef, traced, tuple(leaf for leaf, t in zip(leaves, traced) if not t))

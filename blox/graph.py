@@ -6,7 +6,7 @@
 from __future__ import annotations
 import dataclasses, functools, inspect, math, types
 from collections.abc import Mapping
-from typing import Any, Callable, Iterator, Sequence
+from typing import Any, Callable, Iterator, NamedTuple, Sequence
 import jax, jax.extend, jax.numpy as jnp, numpy as np
 from .rng import as_key, bound_axis_names, draw_key, init_key as _init_key
 from .params import (BloxError, LockedError, Param, Params, PathError, _array_str, _as_value,
@@ -643,6 +643,17 @@ class _InitPass:
     "One `Module.init` trace: the level it traces at, the input params' seeds, and the parameters it defers."
     def __init__(self, seeds: set): self.level, self.seeds, self.pending = None, seeds, []
 
+class _Pending(NamedTuple):
+    "A parameter `Module.init` creates after its trace: its stand-in `Param` and what creates its value."
+    stand_in: Param
+    module: Module
+    path: tuple
+    shape: tuple              # of one layer, where `layers` stacks it
+    dtype: Any
+    init: Callable
+    rng_path: tuple | None    # the Rng whose seed gives its key (None: a constant)
+    layers: tuple | None = None  # `(stack_rng_path, depth)`: `depth` layers, layer i's key from that Rng's seed + i
+
 try: from jax.extend.core import get_opaque_trace_state as _opaque_trace_state
 except ImportError: from jax.core import get_opaque_trace_state as _opaque_trace_state  # jax 0.7 (Colab's)
 def _trace_level(): return _opaque_trace_state(convention='blox')
@@ -658,20 +669,36 @@ def _defer(module: Module, path: tuple, shape: tuple, dtype, init: Callable, rng
             return None                            # unseeded, or seeded during the call: the usual path
     try: stand_in = param(jax.lax.full(shape, 0, dtype))
     except Exception: return None
-    pass_.pending.append((stand_in, module, path, shape, dtype, init, None if rng is None else rng.path))
+    pass_.pending.append(_Pending(stand_in, module, path, shape, dtype, init, None if rng is None else rng.path))
     return stand_in
 
 def _made(pending: list, params: Params) -> list:
     "The values of the `pending` parameters: their initialisers, each key from its Rng's seed in `params` and its path."
-    seeds, made = {}, []
-    for _, module, path, shape, dtype, init, rng_path in pending:
+    seeds, made, stacked = {}, [], {}
+    for i, (_, module, path, shape, dtype, init, rng_path, layers) in enumerate(pending):
         if rng_path is not None and rng_path not in seeds:
             seed = params[rng_path + ('seed',)]
             typed = jnp.issubdtype(seed.value.dtype, jax.dtypes.prng_key)  # as `Rng.seed_key` reads it
             seeds[rng_path] = seed.value if typed else jax.random.wrap_key_data(seed.value, impl=seed.metadata.get('key_impl'))
-        key = None if rng_path is None else _init_key(seeds[rng_path], path)
-        made.append(_created(module, path[-1], shape, dtype, init, key))
+        seed = seeds.get(rng_path)
+        if layers is None: made.append(_created(module, path[-1], shape, dtype, init, None if seed is None else _init_key(seed, path)))
+        else:  # a Stack's: made below, all of one depth in one compiled call
+            made.append(None)
+            stacked.setdefault(layers[1], []).append((i, (module, path, shape, dtype, init, rng_path == layers[0]), seed))
+    for depth, group in stacked.items():
+        for (i, *_), value in zip(group, _stacked_made(tuple(g[1] for g in group), depth, [g[2] for g in group])):
+            made[i] = value
     return made
+
+@functools.partial(jax.jit, static_argnums=(0, 1))
+def _stacked_made(specs: tuple, depth: int, seeds: list) -> list:
+    "`depth` layers of each parameter in `specs` as a `Stack` creates them, in a `jit`: layer i's key from `fold_in(seed, i)`."
+    def layer(i):
+        return [_created(module, path[-1], shape, dtype, init,
+                         None if seed is None else _init_key(jax.random.fold_in(seed, i) if ours else seed, path))
+                for (module, path, shape, dtype, init, ours), seed in zip(specs, seeds)]
+    return jax.vmap(layer)(jnp.arange(depth))
+
 
 # %% ../nbs/02_graph.ipynb #1a2b3c03
 #| code-fold: true
