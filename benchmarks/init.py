@@ -68,7 +68,7 @@ def first(name, variant) -> float:
 def report(name, arrays, kind, times):
     for variant, t in times.items():
         ratios = [a / b for a, b in zip(t, times['raw'])]
-        print(f"  {name:<12} {arrays:6d} arrays  {kind:<6} {variant:<12} {statistics.median(t) * 1e3:10.2f} ms  "
+        print(f"  {name:<13} {arrays:6d} arrays  {kind:<6} {variant:<12} {statistics.median(t) * 1e3:10.2f} ms  "
               f"{statistics.median(ratios):6.2f}x raw  (q1 {np.percentile(ratios, 25):.2f}, q3 {np.percentile(ratios, 75):.2f})", flush=True)
 
 if __name__ == '__main__':
