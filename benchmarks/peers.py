@@ -387,15 +387,15 @@ def init_fns(kind, size):
     "`{(library, variant): (create, jitted)}`: each library creating the model's parameters its documented way."
     example = jnp.zeros((1, 8), jnp.int32) if kind == 'lm' else jnp.zeros((1, WIDTH))
     model, rng = blox_model(kind, size)
-    def blox_init(): return model(rng.seed(bx.Params(), 0), example, **({'is_training': False} if kind == 'lm' else {}))[1]
+    options = {'is_training': False} if kind == 'lm' else {}
+    def blox_init(): return model(rng.seed(bx.Params(), 0), example, **options)[1]
     shapes = raw_shapes(kind, size)
     normal = jax.nn.initializers.lecun_normal()
     def raw_init():
         leaves, tree = jax.tree.flatten(shapes, is_leaf=lambda s: isinstance(s, tuple))
         keys = jax.random.split(jax.random.key(0), len(leaves))
         return tree.unflatten([normal(key, s) if len(s) > 1 else jnp.zeros(s) for key, s in zip(keys, leaves)])
-    def blox_module_init():
-        return model.init(rng.seed(bx.Params(), 0), example, **({'is_training': False} if kind == 'lm' else {}))
+    def blox_module_init(): return model.init(rng.seed(bx.Params(), 0), example, **options)
     fns = {('raw', 'eager'): (raw_init, False), ('raw', 'jax.jit'): (jax.jit(raw_init), True),
            ('blox', 'eager'): (blox_init, False), ('blox', 'Module.init'): (blox_module_init, False),
            ('blox', 'jax.jit'): (jax.jit(blox_init), True)}

@@ -257,19 +257,22 @@ def _init_pass(self: Stack, params: Params, x, options: dict) -> tuple | None:
     if outer.level != _trace_level() or options.get('decode'): return None  # decoding: the call's own checks
     if self.rng is not None and id(getattr(params.get(self.rng.path + ('seed',)), 'value', None)) not in outer.seeds:
         return None                                 # unseeded, or seeded during the call: the usual path
-    creating = {**options, 'is_training': False} if 'is_training' in options else options  # as `_create`
+    training = options.get('is_training', False) is not False
+    creating = {**options, 'is_training': False} if training else options  # as `_create`: draw nothing, move nothing
     first = params if self.rng is None else self.rng.seed(params, jax.random.fold_in(self.rng.seed_key(params), 0))
     inner = _InitPass(outer.seeds | ({id(first[self.rng.path + ('seed',)].value)} if self.rng is not None else set()))
     inner.level = outer.level
     _INIT_PASSES.append(inner)                      # layer 0, traced: the block's parameters, each one deferred
-    try: layer = self.block(first, x, **creating)[1].split(self._in_block)[0]
+    try: y, after = self.block(first, x, **creating)
     finally: _INIT_PASSES.pop()
+    layer, before = after.split(self._in_block)[0], first
     if (not inner.pending or any(p.layers is not None for p in inner.pending)  # none, or a stack in the block
             or {id(p.value) for p in layer.values()} != {id(p.stand_in.value) for p in inner.pending}):
         return None                                 # or one created there and then (a nested jit): the usual call
-    y, after = self.block(params.merge(layer), x, **options)  # one layer of the call: its output's shape, and
-    self._check_output(x, y)                        # whether it moves state (batch statistics, a random counter)
-    if [id(v) for v in jax.tree.leaves(after)] != [id(v) for v in jax.tree.leaves(params.merge(layer))]: return None
+    if training: before = params; y, after = self.block(params.merge(layer), x, **options)  # the call's own options
+    self._check_output(x, y)                        # one layer of the call: its output's shape is the input's,
+    if [id(v) for v in jax.tree.leaves(after)] != [id(v) for v in jax.tree.leaves(before.merge(layer))]:
+        return None                                 # and it moved state (batch statistics, a counter): the usual call
     stacked = _stacked_axes(jax.tree.map(lambda v: jax.lax.full((self.depth, *v.shape), 0, v.dtype), layer))
     layers = (None if self.rng is None else self.rng.path, self.depth)
     outer.pending.extend(p._replace(stand_in=stacked._get(p.path), layers=layers) for p in inner.pending)
