@@ -1,7 +1,8 @@
 """blox beside raw JAX, Flax NNX, Equinox and Haiku doing the same work: `python benchmarks/peers.py` (~28 min on 2 cores;
 writes benchmarks/results/peers.json, or `--out PATH`). `--quick`: a smoke run of every section at tiny sizes (~2 min,
-no JSON unless `--out`); `--only steps,loop,async,init,trace,compile,import,first_init`: some sections. Nothing is asserted
-but the numerics.
+no JSON unless `--out`); `--only steps,loop,async,init,trace,compile,import,first_init`: some sections; with
+`--merge benchmarks/results/peers.json --why "..."` they replace those sections of the stored run, which records the rerun
+(command, date, sections, why) in its 'reruns'. Nothing is asserted but the numerics.
 
 Each library is written as its own docs show, on identical math: the same layer shapes and activations, the same loss,
 `optax.adam(1e-3)`, and the same starting weights (blox initialises them; every other library gets copies of them), so
@@ -468,7 +469,7 @@ def steps_section(args, results):
                 print(f"  {name:<26} {np.median(t) * 1e6:10.1f} us  {np.median(ratio):6.3f}x  (q1 {q1:.3f}, q3 {q3:.3f})", flush=True)
 
 def loop_section(args, results):
-    steps, repeat = (30, 2) if args.quick else (1000, 7)
+    steps, repeat = (30, 2) if args.quick else (1000, 21)
     print(f"\n1b. blox's packaged path beside its hand-written one (benchmarks/training.py): train_step vs the step by hand "
           f"on one batch on the device; fit (history every 10 steps; and with its progress bar) vs a Python loop over the "
           f"same jitted train_step and batches; {steps} steps (a third of them for the ConvNet) per run, {repeat} "
@@ -590,7 +591,11 @@ if __name__ == '__main__':
     parser.add_argument('--quick', action='store_true', help='a smoke run of every section, tiny sizes, one step per library beyond the MLP')
     parser.add_argument('--out', help='the JSON file (default benchmarks/results/peers.json; with --quick: none)')
     parser.add_argument('--only', type=lambda s: s.split(','), default=list(SECTIONS), help=f"comma-separated sections of {','.join(SECTIONS)}")
+    parser.add_argument('--merge', metavar='JSON', help="replace these sections of a stored run (e.g. benchmarks/results/peers.json) "
+                        "and record the rerun in its 'reruns', instead of writing a file of its own; the machine must match")
+    parser.add_argument('--why', default='', help='with --merge: what changed, recorded with the rerun')
     args = parser.parse_args()
+    if args.merge and args.out: parser.error('--merge writes into the stored run: give no --out')
     if set(args.only) - set(SECTIONS): parser.error(f"--only takes sections of {', '.join(SECTIONS)}, not {', '.join(set(args.only) - set(SECTIONS))}")
     args.rounds = args.rounds or (3 if args.quick else 20)
     args.sample = args.sample or (0.005 if args.quick else 0.05)
@@ -608,7 +613,15 @@ if __name__ == '__main__':
             t = time.perf_counter(); sections[name](args, results)
             print(f"   ({name}: {time.perf_counter() - t:.0f} s)", flush=True)
     print(f"\n{time.perf_counter() - start:.0f} s in all", flush=True)
-    if out:
+    if args.merge:
+        stored = json.load(open(args.merge))
+        if stored['machine'] != info: sys.exit(f"not merged: {args.merge} was measured on {stored['machine']}, this is {info}")
+        stored.update({name: results[name] for name in args.only})
+        stored.setdefault('reruns', []).append({'command': results['command'].split(' --merge')[0], 'date': results['date'],
+                                                'sections': args.only, 'why': args.why})
+        with open(args.merge, 'w') as f: json.dump(stored, f, indent=1)
+        print(f"merged into: {args.merge}")
+    elif out:
         os.makedirs(os.path.dirname(os.path.abspath(out)), exist_ok=True)
         with open(out, 'w') as f: json.dump(results, f, indent=1)
         print(f"written: {out}")

@@ -1,8 +1,8 @@
 """Benchmarks of `blox.training`, printed as ratios (never asserted): `python benchmarks/training.py`.
 
 1. The packaged step: `jax.jit(bx.train_step(loss_fn, optimizer))` (which also computes `grad_norm` and the first
-   non-finite gradient, one pass over all the gradients) vs the same step written by hand (split ->
-   value_and_grad -> optax -> merge), both donated.
+   non-finite gradient, one pass over all the gradients), and `train_step(..., diagnostics=False)`, vs the same step
+   written by hand (split -> value_and_grad -> optax -> merge), all donated.
 2. The loop helper: `bx.fit` (history every 10 steps, no progress bar, and with a progress bar) vs a hand-written
    Python loop over the same jitted step and the same grain iterator.
 3. The data: a batch from `bx.batches` (whole batches gathered from per-epoch permutations) vs grain's own
@@ -65,6 +65,7 @@ def run(kind: str, steps: int, repeat: int, batch_size: int):
     loss_fn, params, optimizer, data = setup(kind)
     donate = lambda f: jax.jit(f, donate_argnames='state')
     packaged, hand = donate(bx.train_step(loss_fn, optimizer)), donate(by_hand(loss_fn, optimizer))
+    bare = donate(bx.train_step(loss_fn, optimizer, diagnostics=False))  # no grad_norm, no first non-finite gradient
     batches = bx.batches(data, batch_size, seed=0, num_epochs=None, drop_remainder=True)
     fixed = jax.device_put(next(iter(batches)))          # one batch on the device: the step alone
 
@@ -84,12 +85,15 @@ def run(kind: str, steps: int, repeat: int, batch_size: int):
         return go
 
     runs = {'hand, fixed': steps_of(hand, lambda it: fixed), 'train_step, fixed': steps_of(packaged, lambda it: fixed),
+            'train_step without diagnostics, fixed': steps_of(bare, lambda it: fixed),
             'loop': steps_of(packaged, next), 'fit': fit_of(False), 'fit + bar': fit_of(True)}
     times = paired(runs, repeat)
     report(kind, batch_size, steps, repeat, times)
     return comparisons(times, steps)
 
-COMPARED = {'train_step': ('train_step, fixed', 'hand, fixed'), 'fit': ('fit', 'loop'), 'fit + bar': ('fit + bar', 'loop')}
+COMPARED = {'train_step': ('train_step, fixed', 'hand, fixed'),
+            'train_step(diagnostics=False)': ('train_step without diagnostics, fixed', 'hand, fixed'),
+            'fit': ('fit', 'loop'), 'fit + bar': ('fit + bar', 'loop')}
 
 def comparisons(times: dict, steps: int) -> list[dict]:
     "Each packaged variant beside its hand-written baseline: seconds per step, and the paired ratio's median and quartiles."
@@ -107,7 +111,8 @@ def report(kind, batch_size, steps, repeat, times):
     ratio = lambda a, b: f"{np.median(times[a] / times[b]):.3f}x (IQR {np.subtract(*np.percentile(times[a] / times[b], [75, 25])):.3f})"
     print(f"{kind} (batch {batch_size}, {steps} steps; medians of {repeat} interleaved rounds, ratios paired per round)")
     print(f"  1. step, one batch on device   by hand {per('hand, fixed')}   train_step {per('train_step, fixed')}   "
-          f"ratio {ratio('train_step, fixed', 'hand, fixed')}")
+          f"ratio {ratio('train_step, fixed', 'hand, fixed')}   diagnostics=False {per('train_step without diagnostics, fixed')} "
+          f"ratio {ratio('train_step without diagnostics, fixed', 'hand, fixed')}")
     print(f"  2. loop over grain batches     by hand {per('loop')}   fit {per('fit')} (ratio {ratio('fit', 'loop')})"
           f"   fit + progress bar {per('fit + bar')} (ratio {ratio('fit + bar', 'loop')})")
 
