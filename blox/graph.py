@@ -693,6 +693,7 @@ def _gc_paused():
 # from about a thousand parameters (init of 2,000 alike: 0.94-0.97 s batched, 0.91-0.93 s one by one), and in every
 # later init from a handful (4x faster at 2,000).
 _ALIKE = 1024
+_ALIKE_BYTES = 1 << 28  # and at most this many bytes in all: the batch is held twice over while it is split
 
 def _made(pending: list, params: Params) -> list:
     "The values of the `pending` parameters: their initialisers, each key from its Rng's seed in `params` and its path."
@@ -707,7 +708,9 @@ def _made(pending: list, params: Params) -> list:
             stacked.setdefault(layers[1], []).append((i, (module, path, shape, dtype, init, rng_path == layers[0]),
                                                       seeds.get(rng_path)))
     for group in alike.values():
-        values = _made_alike([pending[i] for i in group], seeds) if len(group) >= _ALIKE else None
+        _, _, _, shape, dtype, *_ = pending[group[0]]
+        batched = len(group) >= _ALIKE and len(group) * math.prod(shape) * dtype.itemsize <= _ALIKE_BYTES
+        values = _made_alike([pending[i] for i in group], seeds) if batched else None
         for i, value in zip(group, values or [None] * len(group)):
             _, module, path, shape, dtype, init, rng_path, _ = pending[i]
             seed = seeds.get(rng_path)
