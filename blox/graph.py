@@ -4,7 +4,7 @@
 
 # %% ../nbs/02_graph.ipynb #3de2f074
 from __future__ import annotations
-import contextlib, dataclasses, functools, gc, inspect, math, types
+import contextlib, dataclasses, functools, gc, inspect, math, threading, types
 from collections.abc import Mapping
 from typing import Any, Callable, Iterator, NamedTuple, Sequence
 import jax, jax.extend, jax.numpy as jnp, numpy as np
@@ -389,7 +389,15 @@ def _metadata_for(module: Module, name: str, asked: Mapping | None) -> dict:
         relative, node = (node.name,) + relative, node.parent
     return merged
 
-_INIT_PASSES: list = []  # the `Module.init` traces under way, innermost last (see "Init without a forward pass")
+class _ThreadPasses(threading.local):
+    "The `Module.init` traces under way in this thread, innermost last: each thread has its own (see \"Init without a forward pass\")."
+    def __init__(self): self.stack = []
+    def __bool__(self): return bool(self.stack)
+    def __getitem__(self, i): return self.stack[i]
+    def append(self, pass_): self.stack.append(pass_)
+    def pop(self): return self.stack.pop()
+
+_INIT_PASSES = _ThreadPasses()
 
 @patch
 def get_param(self: Module,
